@@ -1,0 +1,37 @@
+// FeedForward: the interface every FFN variant implements (dense, gated,
+// quantized, mixture-of-experts, sparse, nested, low-rank, adapters). A model
+// layer owns one and calls forward(); transforms build new ones and swap
+// them in. Adding a variant touches src/ffn/ and its test, nothing else.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace ffn {
+
+class ThreadPool;
+
+// Reusable per-call buffers, owned by the caller so that variants allocate
+// nothing on the decode path after the first call.
+struct Scratch {
+  Tensor a;
+  Tensor b;
+};
+
+class FeedForward {
+ public:
+  virtual ~FeedForward() = default;
+
+  // x: [n_tokens, d_model] -> y: [n_tokens, d_model] (y is resized).
+  virtual void forward(const Tensor& x, Tensor& y, Scratch& scratch, ThreadPool& pool) const = 0;
+
+  virtual int64_t d_model() const = 0;
+  // One line, e.g. "gated silu 64->172->64 F32".
+  virtual std::string describe() const = 0;
+  // Bytes of weights read for one token (for bandwidth accounting).
+  virtual uint64_t weight_bytes_per_token() const = 0;
+};
+
+}  // namespace ffn

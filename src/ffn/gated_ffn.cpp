@@ -1,0 +1,37 @@
+#include "ffn/gated_ffn.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "kernels/ops.h"
+
+namespace ffn {
+
+GatedFfn::GatedFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down)
+    : gate_(std::move(gate)), up_(std::move(up)), down_(std::move(down)) {
+  if (gate_.rows != up_.rows || gate_.cols != up_.cols || down_.cols != gate_.rows ||
+      down_.rows != gate_.cols)
+    throw std::invalid_argument("GatedFfn: inconsistent gate/up/down shapes");
+}
+
+void GatedFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& pool) const {
+  const int64_t n = x.rows;
+  s.a.resize(n, hidden());
+  s.b.resize(n, hidden());
+  matmul(gate_, x.ptr(), n, s.a.ptr(), pool);
+  matmul(up_, x.ptr(), n, s.b.ptr(), pool);
+  silu_mul(s.a.ptr(), s.b.ptr(), n * hidden());
+  y.resize(n, d_model());
+  matmul(down_, s.a.ptr(), n, y.ptr(), pool);
+}
+
+std::string GatedFfn::describe() const {
+  return fmt::format("gated silu {}->{}->{} {}", d_model(), hidden(), d_model(), dtype_name(gate_.type));
+}
+
+uint64_t GatedFfn::weight_bytes_per_token() const {
+  return gate_.bytes() + up_.bytes() + down_.bytes();
+}
+
+}  // namespace ffn

@@ -1,0 +1,29 @@
+// Element-wise and row-wise transformer ops on fp32 rows. Each has a plain
+// loop body that the compiler vectorises; none is on the bandwidth-critical
+// path (the matrix products are).
+#pragma once
+
+#include <cstdint>
+
+namespace ffn {
+
+// y = x / sqrt(mean(x^2) + eps) * weight, for one row of n.
+void rmsnorm(const float* x, const float* weight, float* y, int64_t n, float eps);
+
+// In-place softmax of one row.
+void softmax(float* x, int64_t n);
+
+// gate[i] = silu(gate[i]) * up[i]  (the SwiGLU product)
+void silu_mul(float* gate, const float* up, int64_t n);
+
+// RoPE conventions. Interleaved ("normal", GGUF llama, llama2.c) rotates the
+// pairs (x[2i], x[2i+1]); NeoX / rotate-half (Hugging Face) rotates
+// (x[i], x[i + rot_dim/2]). Both by angle pos * base^(-2i / rot_dim).
+enum class RopeStyle { Interleaved, NeoX };
+
+// Rotates the first rot_dim elements of each of n_heads heads of head_dim in
+// `x` (one token at position pos).
+void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos, float base,
+          RopeStyle style);
+
+}  // namespace ffn

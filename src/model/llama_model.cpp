@@ -1,0 +1,122 @@
+#include "model/llama_model.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "ffn/gated_ffn.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/weights.h"
+
+namespace ffn {
+
+LlamaModel::LlamaModel(const ModelSource& src) : config_(LlamaConfig::from(src)) {
+  const auto& c = config_;
+  token_embd_ = load_matrix(src, "token_embd.weight", c.vocab_size, c.dim);
+  output_norm_ = load_vector(src, "output_norm.weight", c.dim);
+  output_ = src.find("output.weight") ? load_matrix(src, "output.weight", c.vocab_size, c.dim) : token_embd_;
+  layers_.resize(static_cast<size_t>(c.n_layers));
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
+    LlamaLayer& L = layers_[l];
+    L.attn_norm = load_vector(src, name("attn_norm"), c.dim);
+    L.ffn_norm = load_vector(src, name("ffn_norm"), c.dim);
+    L.wq = load_matrix(src, name("attn_q"), c.dim, c.dim);
+    L.wk = load_matrix(src, name("attn_k"), c.kv_dim, c.dim);
+    L.wv = load_matrix(src, name("attn_v"), c.kv_dim, c.dim);
+    L.wo = load_matrix(src, name("attn_output"), c.dim, c.dim);
+    L.ffn = std::make_unique<GatedFfn>(load_matrix(src, name("ffn_gate"), c.hidden_dim, c.dim),
+                                       load_matrix(src, name("ffn_up"), c.hidden_dim, c.dim),
+                                       load_matrix(src, name("ffn_down"), c.dim, c.hidden_dim));
+  }
+}
+
+KvCache LlamaModel::make_cache(int64_t capacity) const {
+  return KvCache(config_.n_layers, capacity, config_.kv_dim);
+}
+
+uint64_t LlamaModel::weight_bytes() const {
+  uint64_t total = output_.bytes();
+  for (const auto& L : layers_)
+    total += L.wq.bytes() + L.wk.bytes() + L.wv.bytes() + L.wo.bytes() + L.ffn->weight_bytes_per_token();
+  return total;
+}
+
+void LlamaModel::attention(LlamaLayer& L, int64_t layer, int64_t n, KvCache& cache, ThreadPool& pool) {
+  const auto& c = config_;
+  const int64_t past = cache.size();
+  const int64_t group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (static_cast<int>(score_rows_.size()) < pool.size()) score_rows_.resize(pool.size());
+  for (auto& s : score_rows_) s.resize(static_cast<size_t>(past + n));
+  att_.resize(n, c.dim);
+  // One task per (token, head): causal attention over positions 0..pos.
+  pool.parallel_for(n * c.n_heads, [&](int64_t b, int64_t e, int thread) {
+    float* scores = score_rows_[thread].data();
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t t = task / c.n_heads, h = task % c.n_heads;
+      const int64_t pos = past + t;
+      const int64_t kv_off = (h / group) * c.head_dim;
+      const float* q = q_.row(t) + h * c.head_dim;
+      for (int64_t j = 0; j <= pos; ++j)
+        scores[j] = dot_f32(q, cache.key(layer, j) + kv_off, c.head_dim) * scale;
+      softmax(scores, pos + 1);
+      float* out = att_.row(t) + h * c.head_dim;
+      std::memset(out, 0, sizeof(float) * c.head_dim);
+      for (int64_t j = 0; j <= pos; ++j) axpy_f32(scores[j], cache.value(layer, j) + kv_off, out, c.head_dim);
+    }
+  });
+}
+
+void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tensor& logits,
+                         bool all_logits, ThreadPool& pool) {
+  const auto& c = config_;
+  if (n <= 0) return;
+  if (cache.size() + n > cache.capacity())
+    throw Error(fmt::format("context overflow: {} tokens in the cache + {} new > capacity {}",
+                            cache.size(), n, cache.capacity()));
+  x_.resize(n, c.dim);
+  for (int64_t t = 0; t < n; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= c.vocab_size)
+      throw Error(fmt::format("token id {} is outside the vocabulary (size {})", tokens[t], c.vocab_size));
+    std::memcpy(x_.row(t), token_embd_.row(tokens[t]), sizeof(float) * c.dim);
+  }
+  const int64_t past = cache.size();
+  xn_.resize(n, c.dim);
+  q_.resize(n, c.dim);
+  k_.resize(n, c.kv_dim);
+  v_.resize(n, c.kv_dim);
+  proj_.resize(n, c.dim);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LlamaLayer& L = layers_[l];
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.row(t), L.attn_norm.data(), xn_.row(t), c.dim, c.rms_eps);
+    matmul(L.wq, xn_.ptr(), n, q_.ptr(), pool);
+    matmul(L.wk, xn_.ptr(), n, k_.ptr(), pool);
+    matmul(L.wv, xn_.ptr(), n, v_.ptr(), pool);
+    for (int64_t t = 0; t < n; ++t) {
+      rope(q_.row(t), c.n_heads, c.head_dim, c.rope_dim, past + t, c.rope_base, c.rope_style);
+      rope(k_.row(t), c.n_kv_heads, c.head_dim, c.rope_dim, past + t, c.rope_base, c.rope_style);
+      std::memcpy(cache.key(l, past + t), k_.row(t), sizeof(float) * c.kv_dim);
+      std::memcpy(cache.value(l, past + t), v_.row(t), sizeof(float) * c.kv_dim);
+    }
+    attention(L, l, n, cache, pool);
+    matmul(L.wo, att_.ptr(), n, proj_.ptr(), pool);
+    for (int64_t i = 0; i < n * c.dim; ++i) x_.data[i] += proj_.data[i];
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.row(t), L.ffn_norm.data(), xn_.row(t), c.dim, c.rms_eps);
+    L.ffn->forward(xn_, ffn_out_, scratch_, pool);
+    for (int64_t i = 0; i < n * c.dim; ++i) x_.data[i] += ffn_out_.data[i];
+  }
+  cache.advance(n);
+  const int64_t first = all_logits ? 0 : n - 1;
+  const int64_t rows = n - first;
+  for (int64_t t = 0; t < rows; ++t)
+    rmsnorm(x_.row(first + t), output_norm_.data(), xn_.row(t), c.dim, c.rms_eps);
+  logits.resize(rows, c.vocab_size);
+  matmul(output_, xn_.ptr(), rows, logits.ptr(), pool);
+}
+
+}  // namespace ffn

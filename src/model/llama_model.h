@@ -1,0 +1,66 @@
+// The Llama-family transformer: token embedding, n_layers of
+// (RMSNorm -> grouped-query attention with RoPE -> residual,
+//  RMSNorm -> FeedForward -> residual), final RMSNorm, output head.
+//
+// forward() runs a batch of consecutive tokens of one sequence: prefill
+// passes the whole prompt (matrix-matrix products), decode passes one token.
+// Each layer owns its FeedForward, which transforms may replace.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/tensor.h"
+#include "ffn/feed_forward.h"
+#include "io/model_source.h"
+#include "kernels/weight_matrix.h"
+#include "model/kv_cache.h"
+#include "model/llama_config.h"
+
+namespace ffn {
+
+class ThreadPool;
+
+struct LlamaLayer {
+  std::vector<float> attn_norm;
+  std::vector<float> ffn_norm;
+  WeightMatrix wq, wk, wv, wo;
+  std::unique_ptr<FeedForward> ffn;
+};
+
+class LlamaModel {
+ public:
+  // Checks every tensor's presence and shape; errors name the file and tensor.
+  explicit LlamaModel(const ModelSource& src);
+
+  const LlamaConfig& config() const { return config_; }
+  std::vector<LlamaLayer>& layers() { return layers_; }
+  const std::vector<LlamaLayer>& layers() const { return layers_; }
+
+  KvCache make_cache(int64_t capacity) const;
+
+  // Runs tokens[0..n) at positions cache.size() .. cache.size()+n-1 and
+  // advances the cache. logits gets one row per token if all_logits, else
+  // only the last token's row. Throws ffn::Error for a token id outside the
+  // vocabulary or a batch that overflows the cache.
+  void forward(const int32_t* tokens, int64_t n, KvCache& cache, Tensor& logits, bool all_logits,
+               ThreadPool& pool);
+
+  uint64_t weight_bytes() const;
+
+ private:
+  void attention(LlamaLayer& layer, int64_t layer_index, int64_t n, KvCache& cache, ThreadPool& pool);
+
+  LlamaConfig config_;
+  WeightMatrix token_embd_;
+  std::vector<LlamaLayer> layers_;
+  std::vector<float> output_norm_;
+  WeightMatrix output_;
+
+  // Activation buffers, reused across calls.
+  Tensor x_, xn_, q_, k_, v_, att_, proj_, ffn_out_;
+  Scratch scratch_;
+  std::vector<std::vector<float>> score_rows_;  // per thread
+};
+
+}  // namespace ffn

@@ -1,0 +1,30 @@
+#include "model/loaded_model.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace ffn {
+
+const Tokenizer& LoadedModel::require_tokenizer() const {
+  if (!tokenizer)
+    fail(source.path, "tokenizer", "a tokenizer in the model file or given with -z",
+         "none (llama2.c checkpoints need -z tokenizer.bin)");
+  return *tokenizer;
+}
+
+LoadedModel load_model(const std::string& path, const std::string& tokenizer_path) {
+  LoadedModel m;
+  m.source = load_model_source(path, tokenizer_path);
+  m.model = std::make_unique<LlamaModel>(m.source);
+  if (m.source.tokenizer) {
+    const std::string where = tokenizer_path.empty() ? path : tokenizer_path;
+    m.tokenizer.emplace(*m.source.tokenizer, where);
+    if (m.tokenizer->vocab_size() != m.model->config().vocab_size)
+      fail(where, "vocabulary size", fmt::format("{} (the model's)", m.model->config().vocab_size),
+           std::to_string(m.tokenizer->vocab_size()));
+  }
+  return m;
+}
+
+}  // namespace ffn

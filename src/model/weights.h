@@ -1,0 +1,21 @@
+// Turning file tensors into compute weights, with the shape and type checks
+// that make a hostile file an error instead of an out-of-bounds read.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "io/model_source.h"
+#include "kernels/weight_matrix.h"
+
+namespace ffn {
+
+// Checks that `name` exists with shape [rows, cols] and returns it as a
+// WeightMatrix: fp32 data aligned to 4 bytes is used in place (mmap), any
+// other type is decoded once.
+WeightMatrix load_matrix(const ModelSource& src, const std::string& name, int64_t rows, int64_t cols);
+
+// Checks shape [n] and returns the values as fp32.
+std::vector<float> load_vector(const ModelSource& src, const std::string& name, int64_t n);
+
+}  // namespace ffn

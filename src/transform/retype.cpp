@@ -1,0 +1,47 @@
+#include "transform/retype.h"
+
+#include <memory>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/convert.h"
+
+namespace ffn {
+
+ModelSource retype(const ModelSource& src, DType type) {
+  if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
+    fail(src.path, "output type", "f32, f16 or bf16", dtype_name(type));
+  ModelSource out;
+  out.path = src.path;
+  out.format = src.format;
+  out.arch = src.arch;
+  out.params = src.params;
+  out.tokenizer = src.tokenizer;
+  out.extra_metadata = src.extra_metadata;
+  out.owners = src.owners;
+  std::vector<float> row;
+  for (const WeightTensor& t : src.tensors) {
+    const DType target = t.shape.size() >= 2 ? type : DType::F32;
+    if (t.type == target) {
+      out.add(t);
+      continue;
+    }
+    const uint64_t cols = t.cols(), rows = t.rows();
+    auto buf = std::make_shared<std::vector<uint8_t>>(dtype_row_bytes(target, cols) * rows);
+    row.resize(cols);
+    const uint64_t in_bytes = dtype_row_bytes(t.type, cols), out_bytes = dtype_row_bytes(target, cols);
+    for (uint64_t r = 0; r < rows; ++r) {
+      dequantize_row(t.type, t.data + r * in_bytes, row.data(), cols);
+      encode_row(target, row.data(), buf->data() + r * out_bytes, cols);
+    }
+    WeightTensor c = t;
+    c.type = target;
+    c.data = buf->data();
+    c.bytes = buf->size();
+    out.owners.push_back(buf);
+    out.add(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace ffn

@@ -1,0 +1,54 @@
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "commands.h"
+#include "core/mapped_file.h"
+#include "core/thread_pool.h"
+#include "eval/perplexity.h"
+#include "model/loaded_model.h"
+#include "progress.h"
+
+namespace ffn::cli {
+
+namespace {
+struct PerplexityOptions {
+  std::string model, tokenizer, text;
+  int ctx = 0;
+  int threads = 0;
+  bool json = false;
+  bool no_progress = false;
+};
+}  // namespace
+
+Command add_perplexity(CLI::App& app) {
+  auto o = std::make_shared<PerplexityOptions>();
+  app.add_option("-m,--model", o->model, "model file")->required();
+  app.add_option("-z,--tokenizer", o->tokenizer, "tokenizer file");
+  app.add_option("-f,--file", o->text, "text file")->required();
+  app.add_option("-c,--ctx", o->ctx, "window size incl. BOS (default: model's context length)")->check(CLI::Range(0, 1 << 24));
+  app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+  app.add_flag("--json", o->json, "print one JSON line {\"tokens\",\"nll\",\"ppl\"} on stdout");
+  app.add_flag("--no-progress", o->no_progress, "no progress bar");
+  return [o] {
+    if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
+    ThreadPool& pool = ThreadPool::global();
+    LoadedModel lm = load_model(o->model, o->tokenizer);
+    const Tokenizer& tok = lm.require_tokenizer();
+    const std::string text = read_text_file(o->text);
+    const auto stream = tok.encode(text);
+    const int64_t ctx = o->ctx > 0 ? o->ctx : lm.model->config().context_length;
+    Progress progress("perplexity", !o->no_progress);
+    const PerplexityResult r = perplexity(*lm.model, stream, tok.bos(), ctx, pool,
+                                          [&](int64_t done, int64_t total) { progress.update(done, total); });
+    progress.finish();
+    if (o->json) {
+      fmt::print("{{\"tokens\":{},\"nll\":{:.9g},\"ppl\":{:.9g}}}\n", r.tokens, r.nll, r.ppl);
+    } else {
+      fmt::print("tokens scored: {}\nmean NLL: {:.6f} nats\nperplexity: {:.4f}\n", r.tokens, r.nll, r.ppl);
+    }
+    return 0;
+  };
+}
+
+}  // namespace ffn::cli

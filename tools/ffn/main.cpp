@@ -1,0 +1,40 @@
+// ffn: command-line front end. Parses flags, prints, draws progress; all
+// logic lives in the library.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <map>
+
+#include "commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ffn.cpp: run, measure and transform the feed-forward networks of transformers"};
+  app.require_subcommand(1);
+  std::map<CLI::App*, ffn::cli::Command> commands;
+  auto add = [&](auto&& adder, const char* name, const char* help) {
+    CLI::App* sub = app.add_subcommand(name, help);
+    commands[sub] = adder(*sub);
+  };
+  add(ffn::cli::add_generate, "generate", "generate text from a prompt");
+  add(ffn::cli::add_perplexity, "perplexity", "perplexity of a model on a text file");
+  add(ffn::cli::add_inspect, "inspect", "architecture, hyper-parameters, tokenizer and tensors of a model");
+  add(ffn::cli::add_convert, "convert", "convert a model (llama2.c, safetensors, GGUF) to GGUF");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : commands)
+      if (sub->parsed()) return run();
+  } catch (const ffn::Error& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "error: out of memory\n");
+    return 1;
+  }
+  return 0;
+}
