@@ -1,0 +1,30 @@
+// Shared helpers for the test suite: data paths and small utilities.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace ffn::test {
+
+inline std::string data_path(const std::string& rel) { return std::string(FFN_DATA_DIR) + "/" + rel; }
+inline std::string model_path(const std::string& rel) { return std::string(FFN_MODELS_DIR) + "/" + rel; }
+inline std::string ref_path(const std::string& rel) { return std::string(FFN_REF_DIR) + "/" + rel; }
+inline std::string ffn_binary() { return FFN_BINARY; }
+
+// A fresh scratch directory under the build tree, unique per test.
+std::string temp_dir();
+
+// Uniform random floats in [-1, 1) (never all zero).
+std::vector<float> random_floats(size_t n, uint64_t seed);
+
+struct CommandResult {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+// Runs a shell command, capturing stdout and stderr.
+CommandResult run_command(const std::string& command);
+
+}  // namespace ffn::test
