@@ -14,14 +14,24 @@ namespace {
 // Our own key (GGUF has none): Hugging Face's fuse_unk tokenizer option.
 const char* const kFuseUnkKey = "ffn.tokenizer.fuse_unk";
 
-// Keys the writer regenerates: the architecture block, the tokenizer and the
-// file-level type summary (which a conversion may change).
-const std::set<std::string> kHandledKeys = {"general.architecture", "general.alignment",
-                                            "general.file_type", "general.quantization_version"};
+// Keys write_gguf() regenerates from LlamaParams / TokenizerData. Every
+// other key of an input file is carried through unchanged.
+const std::set<std::string> kRegeneratedKeys = {
+    "general.architecture", "general.alignment", "general.file_type", "general.quantization_version",
+    "tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+    "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_space_prefix",
+    kFuseUnkKey};
+const char* const kRegeneratedArchKeys[] = {
+    "context_length", "embedding_length", "feed_forward_length", "block_count", "attention.head_count",
+    "attention.head_count_kv", "rope.dimension_count", "rope.freq_base",
+    "attention.layer_norm_rms_epsilon", "vocab_size"};
 
-bool is_handled_key(const std::string& key) {
-  return kHandledKeys.count(key) || key.rfind("llama.", 0) == 0 || key.rfind("tokenizer.", 0) == 0 ||
-         key == kFuseUnkKey;
+bool is_handled_key(const std::string& key, const std::string& arch) {
+  if (kRegeneratedKeys.count(key)) return true;
+  for (const char* k : kRegeneratedArchKeys)
+    if (key == arch + "." + k) return true;
+  return false;
 }
 
 }  // namespace
@@ -104,7 +114,7 @@ ModelSource model_source_from_gguf(std::shared_ptr<const GgufFile> gguf) {
   src.tokenizer = tokenizer_from_gguf(g);
   for (const auto& t : g.tensors()) src.add(t);
   for (const auto& [key, value] : g.metadata())
-    if (!is_handled_key(key)) src.extra_metadata.emplace_back(key, value);
+    if (!is_handled_key(key, src.arch)) src.extra_metadata.emplace_back(key, value);
   src.owners.push_back(std::move(gguf));
   return src;
 }

@@ -1,0 +1,165 @@
+// Kernels against plain references on random data at odd sizes (not
+// multiples of any vector width).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "io/safetensors_source.h"
+#include "kernels/convert.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "kernels/quant_blocks.h"
+#include "test_util.h"
+
+namespace ffn {
+namespace {
+
+TEST(Kernels, MatmulMatchesScalarReferenceAtOddSizes) {
+  ThreadPool pool(2);
+  for (int64_t n_tok : {1, 3, 4, 5, 9})
+    for (int64_t n_in : {1, 7, 17, 63, 130, 301})
+      for (int64_t n_out : {1, 5, 33, 67, 258}) {
+        const auto x = test::random_floats(n_tok * n_in, 1 + n_tok * 1000 + n_in);
+        const auto w = test::random_floats(n_out * n_in, 7 + n_out);
+        std::vector<float> y(n_tok * n_out), ref(n_tok * n_out);
+        matmul_f32(x.data(), n_tok, n_in, w.data(), n_out, y.data(), pool);
+        matmul_f32_reference(x.data(), n_tok, n_in, w.data(), n_out, ref.data());
+        for (size_t i = 0; i < y.size(); ++i)
+          // fp32 accumulation in another order: error grows ~ sqrt(n_in) ulps.
+          ASSERT_NEAR(y[i], ref[i], 1e-5 * std::sqrt(double(n_in)) * 4)
+              << n_tok << "x" << n_in << "x" << n_out << " at " << i;
+      }
+}
+
+TEST(Kernels, DotAndAxpyAtOddSizes) {
+  for (int64_t n : {1, 3, 15, 16, 17, 33, 100, 1025}) {
+    const auto a = test::random_floats(n, n), b = test::random_floats(n, n + 1);
+    double ref = 0;
+    for (int64_t i = 0; i < n; ++i) ref += double(a[i]) * b[i];
+    EXPECT_NEAR(dot_f32(a.data(), b.data(), n), ref, 1e-5 * std::sqrt(double(n)) * 4) << n;
+    auto y = b;
+    axpy_f32(0.37f, a.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(y[i], b[i] + 0.37f * a[i], 1e-6) << n;
+  }
+}
+
+TEST(Kernels, RmsnormSoftmaxSiluMatchDoubleReference) {
+  const int64_t n = 37;
+  const auto x = test::random_floats(n, 3), w = test::random_floats(n, 4);
+  std::vector<float> y(n);
+  rmsnorm(x.data(), w.data(), y.data(), n, 1e-5f);
+  double ss = 0;
+  for (float v : x) ss += double(v) * v;
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[i], x[i] / std::sqrt(ss / n + 1e-5) * w[i], 1e-6);
+
+  auto s = x;
+  for (auto& v : s) v *= 20;  // a wide range exercises the max subtraction
+  softmax(s.data(), n);
+  double denom = 0;
+  for (float v : x) denom += std::exp(20.0 * v);
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(s[i], std::exp(20.0 * x[i]) / denom, 1e-6);
+
+  auto g = x;
+  silu_mul(g.data(), w.data(), n);
+  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(g[i], x[i] / (1 + std::exp(-double(x[i]))) * w[i], 1e-6);
+}
+
+// RoPE: NeoX (rotate-half) on Hugging Face rows equals interleaved RoPE on
+// the rows permuted as the safetensors loader permutes them.
+TEST(Kernels, RopeStylesAgreeUnderTheLoaderPermutation) {
+  const int64_t n_heads = 3, head_dim = 10;
+  const auto hf = test::random_floats(n_heads * head_dim, 11);
+  std::vector<float> inter(hf.size());
+  for (int64_t r = 0; r < n_heads * head_dim; ++r) inter[r] = hf[rope_interleaved_source_row(r, head_dim)];
+  for (int64_t pos : {0, 1, 7, 300}) {
+    auto a = hf, b = inter;
+    rope(a.data(), n_heads, head_dim, head_dim, pos, 10000.0f, RopeStyle::NeoX);
+    rope(b.data(), n_heads, head_dim, head_dim, pos, 10000.0f, RopeStyle::Interleaved);
+    for (int64_t r = 0; r < n_heads * head_dim; ++r)
+      EXPECT_NEAR(b[r], a[rope_interleaved_source_row(r, head_dim)], 1e-6) << pos << " " << r;
+  }
+  // Position 0 is the identity; rotation preserves each pair's norm.
+  auto z = hf;
+  rope(z.data(), n_heads, head_dim, head_dim, 0, 10000.0f, RopeStyle::Interleaved);
+  EXPECT_EQ(z, hf);
+  auto p = hf;
+  rope(p.data(), n_heads, head_dim, head_dim, 5, 10000.0f, RopeStyle::Interleaved);
+  EXPECT_NEAR(std::hypot(p[0], p[1]), std::hypot(hf[0], hf[1]), 1e-6);
+  EXPECT_GT(std::abs(p[0] - hf[0]), 1e-3);
+}
+
+TEST(Kernels, HalfConversionsAreExact) {
+  // Every finite f16 survives f16 -> f32 -> f16.
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue;  // NaN payloads
+    ASSERT_EQ(f32_to_f16(f16_to_f32(static_cast<uint16_t>(h))), h) << h;
+  }
+  EXPECT_EQ(f16_to_f32(0x3c00), 1.0f);
+  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // tie -> even
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie -> even (up)
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);                          // rounds to inf
+  EXPECT_EQ(f32_to_f16(65519.0f), 0x7bff);
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);  // tie between 0 and min subnormal -> 0
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.5f, -25)), 0x0001);
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3f808000)), 0x3f80);  // tie -> even
+  EXPECT_EQ(f32_to_bf16(bits_to_f32(0x3f818000)), 0x3f82);
+  for (uint32_t b = 0; b < 0x10000; b += 7) {
+    if ((b & 0x7f80) == 0x7f80) continue;
+    ASSERT_EQ(f32_to_bf16(bf16_to_f32(static_cast<uint16_t>(b))), b);
+  }
+}
+
+// Q8_0 / Q4_0 decoding against the GGUF block definitions, on hand-built
+// blocks with a non-trivial scale.
+TEST(Kernels, DequantizeQ8_0AndQ4_0FollowTheBlockDefinitions) {
+  BlockQ8_0 q8[2];
+  BlockQ4_0 q4[2];
+  for (int b = 0; b < 2; ++b) {
+    q8[b].d = f32_to_f16(0.125f * (b + 1));
+    q4[b].d = f32_to_f16(-0.5f * (b + 1));
+    for (int j = 0; j < 32; ++j) q8[b].qs[j] = static_cast<int8_t>(j * 7 - 100 + b);
+    for (int j = 0; j < 16; ++j) q4[b].qs[j] = static_cast<uint8_t>((j + b) % 16 | (((15 - j) % 16) << 4));
+  }
+  std::vector<float> out(64);
+  dequantize_row(DType::Q8_0, reinterpret_cast<const uint8_t*>(q8), out.data(), 64);
+  for (int b = 0; b < 2; ++b)
+    for (int j = 0; j < 32; ++j) EXPECT_EQ(out[b * 32 + j], 0.125f * (b + 1) * (j * 7 - 100 + b));
+  dequantize_row(DType::Q4_0, reinterpret_cast<const uint8_t*>(q4), out.data(), 64);
+  for (int b = 0; b < 2; ++b)
+    for (int j = 0; j < 16; ++j) {
+      EXPECT_EQ(out[b * 32 + j], -0.5f * (b + 1) * ((j + b) % 16 - 8));       // low nibble: weight j
+      EXPECT_EQ(out[b * 32 + j + 16], -0.5f * (b + 1) * ((15 - j) % 16 - 8));  // high nibble: weight j+16
+    }
+}
+
+TEST(Kernels, EncodeRowRoundTripsThroughDequantize) {
+  const auto x = test::random_floats(45, 9);
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+    std::vector<uint8_t> buf(dtype_row_bytes(t, 45));
+    std::vector<float> back(45);
+    encode_row(t, x.data(), buf.data(), 45);
+    dequantize_row(t, buf.data(), back.data(), 45);
+    const double tol = t == DType::F32 ? 0 : t == DType::F16 ? 1e-3 : 8e-3;
+    for (int i = 0; i < 45; ++i) EXPECT_NEAR(back[i], x[i], tol) << dtype_name(t);
+  }
+}
+
+TEST(ThreadPoolTest, ParallelForCoversEveryIndexOnce) {
+  ThreadPool pool(3);
+  for (int64_t n : {1, 2, 3, 10, 1001}) {
+    std::vector<std::atomic<int>> hits(n);
+    for (int rep = 0; rep < 20; ++rep)
+      pool.parallel_for(n, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) hits[i]++;
+      });
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 20) << n << " " << i;
+  }
+}
+
+}  // namespace
+}  // namespace ffn
