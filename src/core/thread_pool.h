@@ -4,6 +4,12 @@
 // parallel_for on this pool; mixing pools oversubscribes small machines and
 // ruins decode latency. The calling thread takes part in the work, so a pool
 // of n threads starts n-1 workers.
+//
+// Decode issues hundreds of small parallel_for calls per token, so waking a
+// sleeping thread (~5-50 us through the kernel) would dominate. Workers
+// therefore spin on an atomic job counter for a short while after each job
+// and only then sleep on a condition variable; the caller spins for
+// completion.
 #pragma once
 
 #include <atomic>
@@ -40,13 +46,12 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  std::mutex mutex_;
+  std::mutex mutex_;                 // guards sleeping and the condition variable
   std::condition_variable start_cv_;
-  std::condition_variable done_cv_;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
-  int64_t job_n_ = 0;
+  std::atomic<uint64_t> generation_{0};  // bumped once per job
+  std::atomic<int> pending_{0};          // workers still running the job
+  std::atomic<bool> stop_{false};
+  int64_t job_n_ = 0;                    // written before generation_ is bumped
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
 };
 

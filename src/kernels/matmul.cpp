@@ -103,12 +103,16 @@ HWY_EXPORT(MatmulRows);
 HWY_EXPORT(Dot);
 HWY_EXPORT(Axpy);
 
+// Below this many multiply-adds a product runs on the calling thread: a
+// parallel_for round trip costs about as much as ~50K multiply-adds.
+constexpr int64_t kMinParallelMacs = 64 * 1024;
+
 void matmul_f32(const float* x, int64_t n_tok, int64_t n_in, const float* w, int64_t n_out,
                 float* y, ThreadPool& pool) {
   // Split output rows over threads in multiples of 4 (the tile height); tiny
   // products run on the calling thread, where waking workers costs more.
   const int64_t work = n_tok * n_in * n_out;
-  if (work < 32 * 1024 || pool.size() == 1) {
+  if (work < kMinParallelMacs || pool.size() == 1) {
     HWY_DYNAMIC_DISPATCH(MatmulRows)(x, n_tok, n_in, w, n_out, y, 0, n_out);
     return;
   }

@@ -55,7 +55,8 @@ void LlamaModel::attention(LlamaLayer& L, int64_t layer, int64_t n, KvCache& cac
   for (auto& s : score_rows_) s.resize(static_cast<size_t>(past + n));
   att_.resize(n, c.dim);
   // One task per (token, head): causal attention over positions 0..pos.
-  pool.parallel_for(n * c.n_heads, [&](int64_t b, int64_t e, int thread) {
+  // Small problems (short contexts of small models) stay on this thread.
+  auto run = [&](int64_t b, int64_t e, int thread) {
     float* scores = score_rows_[thread].data();
     for (int64_t task = b; task < e; ++task) {
       const int64_t t = task / c.n_heads, h = task % c.n_heads;
@@ -69,7 +70,13 @@ void LlamaModel::attention(LlamaLayer& L, int64_t layer, int64_t n, KvCache& cac
       std::memset(out, 0, sizeof(float) * c.head_dim);
       for (int64_t j = 0; j <= pos; ++j) axpy_f32(scores[j], cache.value(layer, j) + kv_off, out, c.head_dim);
     }
-  });
+  };
+  const int64_t macs = n * c.n_heads * (past + n) * c.head_dim * 2;
+  if (macs < 64 * 1024 || pool.size() == 1) {
+    run(0, n * c.n_heads, 0);
+  } else {
+    pool.parallel_for(n * c.n_heads, run);
+  }
 }
 
 void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tensor& logits,
