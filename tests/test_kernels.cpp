@@ -10,6 +10,7 @@
 #include "io/safetensors_source.h"
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_quant.h"
 #include "kernels/ops.h"
 #include "kernels/quant_blocks.h"
 #include "test_util.h"
@@ -32,6 +33,58 @@ TEST(Kernels, MatmulMatchesScalarReferenceAtOddSizes) {
           ASSERT_NEAR(y[i], ref[i], 1e-5 * std::sqrt(double(n_in)) * 4)
               << n_tok << "x" << n_in << "x" << n_out << " at " << i;
       }
+}
+
+// The VNNI path quantizes activations per 32-block to int8 exactly like
+// this (d = max|x| / 127, q = round-to-nearest-even(x / d)); its reference
+// multiplies the weights with these dequantized activations.
+std::vector<float> int8_roundtrip(const std::vector<float>& x) {
+  std::vector<float> out(x.size());
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0;
+    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::abs(x[b + j]));
+    const float d = amax / 127.0f, inv = d ? 1.0f / d : 0.0f;
+    for (size_t j = 0; j < 32; ++j) out[b + j] = d * std::nearbyint(x[b + j] * inv);
+  }
+  return out;
+}
+
+// Weight-type kernels against the scalar reference (exact decode, double
+// accumulation) on random data at odd sizes. Tolerance: 1e-5 of the sum of
+// |x_i * w_i| of each output (fp32 accumulation in another order).
+TEST(Kernels, TypedMatmulsMatchScalarReferenceAtOddSizes) {
+  ThreadPool pool(2);
+  for (DType type : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0})
+    for (QuantPath path : {QuantPath::Portable, QuantPath::Vnni}) {
+      const bool quant = type == DType::Q8_0 || type == DType::Q4_0;
+      if (!quant && path == QuantPath::Vnni) continue;
+      if (path == QuantPath::Vnni && !cpu_has_vnni()) {
+        std::printf("no AVX-512 VNNI on this CPU: Vnni path not tested\n");
+        continue;
+      }
+      for (int64_t n_tok : {1, 3, 4, 6})
+        for (int64_t n_in : {32, 96, 288})
+          for (int64_t n_out : {1, 5, 67}) {
+            const auto x = test::random_floats(n_tok * n_in, 17 + n_in);
+            const auto wf = test::random_floats(n_out * n_in, 3 + n_out);
+            std::vector<uint8_t> w(dtype_row_bytes(type, n_in) * n_out);
+            for (int64_t r = 0; r < n_out; ++r)
+              encode_row(type, wf.data() + r * n_in, w.data() + r * dtype_row_bytes(type, n_in), n_in);
+            std::vector<float> y(n_tok * n_out), ref(n_tok * n_out), l1(n_tok * n_out);
+            if (quant) matmul_quant(type, x.data(), n_tok, n_in, w.data(), n_out, y.data(), pool, path);
+            else matmul_dense(type, x.data(), n_tok, n_in, w.data(), n_out, y.data(), pool);
+            const auto x_ref = path == QuantPath::Vnni ? int8_roundtrip(x) : x;
+            matmul_reference(type, x_ref.data(), n_tok, n_in, w.data(), n_out, ref.data());
+            std::vector<float> x_abs(x_ref.size());
+            for (size_t i = 0; i < x_ref.size(); ++i) x_abs[i] = std::abs(x_ref[i]);
+            std::vector<float> w_abs(wf.size());
+            for (size_t i = 0; i < wf.size(); ++i) w_abs[i] = std::abs(wf[i]) * 1.01f;  // bounds |decoded w|
+            matmul_f32_reference(x_abs.data(), n_tok, n_in, w_abs.data(), n_out, l1.data());
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_NEAR(y[i], ref[i], 1e-5 * l1[i]) << dtype_name(type) << " path " << int(path) << " "
+                                                      << n_tok << "x" << n_in << "x" << n_out << " at " << i;
+          }
+    }
 }
 
 TEST(Kernels, DotAndAxpyAtOddSizes) {

@@ -139,7 +139,8 @@ void GgufFile::parse(const uint8_t* data, size_t size) {
   for (uint64_t k = 0; k < n_tensors; ++k) {
     Info info;
     info.name = read_string(r, fmt::format("tensor[{}].name", k));
-    const std::string field = "tensor '" + info.name + "'";
+    const std::string field =
+        info.name.empty() ? fmt::format("tensor[{}] ''", k) : "tensor '" + info.name + "'";
     const uint32_t n_dims = r.read<uint32_t>("tensor n_dims");
     if (n_dims == 0 || n_dims > kMaxDims)
       fail(path_, field + " n_dims", "1.." + std::to_string(kMaxDims), std::to_string(n_dims));

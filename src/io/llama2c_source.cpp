@@ -14,7 +14,9 @@ constexpr size_t kV1HeaderBytes = 256;
 constexpr int32_t kMaxDim = 1 << 20;
 
 struct Header {
-  int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
+  int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads;
+  int64_t vocab_size;  // wider than stored: the legacy format negates it, and -INT32_MIN overflows
+  int32_t seq_len;
 };
 
 Header read_header(ByteReader& r) {
@@ -179,6 +181,13 @@ ModelSource load_llama2c(const uint8_t* data, size_t size, const std::string& pa
   }
   if (!shared_classifier)
     lay.stacked(1, {vocab, dim}, [](int64_t) { return std::string("output.weight"); });
+  // The header fixes every size, so bytes left over mean it does not describe
+  // these weights (e.g. n_layers too small): they would be misread silently.
+  if (lay.offset() != size)
+    fail(path, "size",
+         fmt::format("{} bytes for the header's dim, hidden_dim, n_layers, n_kv_heads, vocab_size and seq_len",
+                     lay.offset()),
+         fmt::format("{} bytes (the header does not match the weights)", size));
   return src;
 }
 

@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <type_traits>
+#include <utility>
 
 #include "core/byte_reader.h"
 #include "core/error.h"
@@ -19,16 +23,45 @@ namespace {
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit is 100 MB
 
 json parse_json(const std::string& text, const std::string& path) {
+  // nlohmann keeps the last of duplicate keys silently; a file with two
+  // entries for one tensor name (or token, or setting) is malformed.
+  std::vector<std::set<std::string>> keys;  // one set per open object
+  auto check = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) keys.emplace_back();
+    if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    if (event == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second)
+      fail(path, "key \"" + parsed.get<std::string>() + "\"", "unique keys in each JSON object", "a duplicate");
+    return true;
+  };
   try {
-    return json::parse(text);
+    return json::parse(text, check);
   } catch (const json::exception& e) {
     fail(path, std::string("invalid JSON: ") + e.what());
+  }
+}
+
+// True if `v` holds a T exactly: nlohmann's get<> would otherwise turn -1
+// into 2^64-1, 12.5 into 12, true into 1, and 1e300 into undefined behaviour.
+template <typename T>
+bool json_holds(const json& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return v.is_boolean();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (v.is_number_unsigned()) return std::in_range<T>(v.get<uint64_t>());
+    return v.is_number_integer() && std::in_range<T>(v.get<int64_t>());
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return v.is_number();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return v.is_string();
+  } else {  // std::vector<E>
+    return v.is_array() && std::all_of(v.begin(), v.end(), json_holds<typename T::value_type>);
   }
 }
 
 template <typename T>
 T json_get(const json& j, const char* key, const std::string& path) {
   if (!j.is_object() || !j.contains(key)) fail(path, key, "a JSON field", "none");
+  if (!json_holds<T>(j.at(key))) fail(path, key, "a value of the right type", j.at(key).dump());
   try {
     return j.at(key).get<T>();
   } catch (const json::exception&) {
@@ -125,8 +158,14 @@ TokenizerData load_tokenizer_json(const std::string& text, const std::string& pa
   if (j.contains("added_tokens") && j.at("added_tokens").is_array())
     for (const auto& a : j.at("added_tokens"))
       added.emplace_back(json_get<int64_t>(a, "id", path), json_get<std::string>(a, "content", path));
-  for (const auto& [id, s] : added)
-    if (id >= 0 && static_cast<size_t>(id) >= n) n = static_cast<size_t>(id) + 1;
+  // Added tokens extend the vocabulary; an id past vocab + added tokens would
+  // size it from one number (4M empty tokens from a 60-byte file).
+  for (const auto& [id, s] : added) {
+    if (id < 0 || static_cast<uint64_t>(id) >= vocab.size() + added.size())
+      fail(path, "added_tokens.id", fmt::format("0..{} (ids follow the vocabulary)", vocab.size() + added.size() - 1),
+           std::to_string(id));
+    if (static_cast<size_t>(id) >= n) n = static_cast<size_t>(id) + 1;
+  }
   if (n == 0 || n > (1u << 22)) fail(path, "model.vocab", "1 to 4M tokens", std::to_string(n));
   tok.tokens.assign(n, std::string());
   tok.types.assign(n, TokenType::Unused);
@@ -141,7 +180,6 @@ TokenizerData load_tokenizer_json(const std::string& text, const std::string& pa
     tok.types[id] = has_byte_token_shape(piece) ? TokenType::Byte : TokenType::Normal;
   }
   for (const auto& [id, s] : added) {
-    if (id < 0) fail(path, "added_tokens.id", ">= 0", std::to_string(id));
     tok.tokens[id] = s;
     tok.types[id] = TokenType::Control;
   }
@@ -223,6 +261,13 @@ ModelSource load_safetensors_model(const std::string& path) {
   p.context_length = json_get_or<uint64_t>(config, "max_position_embeddings", 2048, config_path);
   p.rms_eps = json_get_or<double>(config, "rms_norm_eps", 1e-6, config_path);
   p.rope_base = json_get_or<double>(config, "rope_theta", 10000.0, config_path);
+  if (p.dim == 0) fail(config_path, "hidden_size", "> 0", "0");
+  // Bound the layer loop below by what the file can hold (a huge count would
+  // loop for ever); past that, LlamaConfig checks the range.
+  if (p.n_layers > raw.tensors.size())
+    fail(config_path, "num_hidden_layers",
+         fmt::format("at most {} (the number of tensors in {})", raw.tensors.size(), raw.path),
+         std::to_string(p.n_layers));
   if (p.n_heads == 0 || p.dim % p.n_heads != 0)
     fail(config_path, "num_attention_heads", fmt::format("a divisor of hidden_size {}", p.dim),
          std::to_string(p.n_heads));
@@ -275,6 +320,18 @@ ModelSource load_safetensors_model(const std::string& path) {
       src.owners.push_back(buf);
       src.add(std::move(c));
     }
+  }
+  // A layer at or past num_hidden_layers would be ignored silently.
+  const std::string layers_prefix = "model.layers.";
+  for (const auto& t : raw.tensors) {
+    if (t.name.rfind(layers_prefix, 0) != 0) continue;
+    uint64_t layer = 0;
+    size_t i = layers_prefix.size();
+    for (; i < t.name.size() && i < layers_prefix.size() + 8 && t.name[i] >= '0' && t.name[i] <= '9'; ++i)
+      layer = layer * 10 + static_cast<uint64_t>(t.name[i] - '0');
+    if (i > layers_prefix.size() && layer >= p.n_layers)
+      fail(config_path, "num_hidden_layers", fmt::format("at least {} (the weights have '{}')", layer + 1, t.name),
+           std::to_string(p.n_layers));
   }
   // Tokenizer: tokenizer.json beside the weights, if any.
   const fs::path tj = dir / "tokenizer.json";

@@ -1,7 +1,8 @@
 #include "kernels/convert.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
-#include <stdexcept>
 
 #include "core/half.h"
 #include "kernels/quant_blocks.h"
@@ -66,8 +67,40 @@ void encode_row(DType t, const float* src, uint8_t* dst, uint64_t n) {
         std::memcpy(dst + 2 * i, &h, 2);
       }
       return;
-    default:
-      throw std::logic_error("encode_row: quantized types are encoded by the quantizer");
+    case DType::Q8_0:
+      for (uint64_t b = 0; b < n / kQuantBlock; ++b) {
+        const float* x = src + b * kQuantBlock;
+        float amax = 0.0f;
+        for (int j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        BlockQ8_0 blk;
+        blk.d = f32_to_f16(d);
+        for (int j = 0; j < kQuantBlock; ++j) blk.qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
+        std::memcpy(dst + b * sizeof blk, &blk, sizeof blk);
+      }
+      return;
+    case DType::Q4_0:
+      for (uint64_t b = 0; b < n / kQuantBlock; ++b) {
+        const float* x = src + b * kQuantBlock;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < kQuantBlock; ++j)
+          if (std::fabs(x[j]) > amax) {
+            amax = std::fabs(x[j]);
+            max = x[j];
+          }
+        const float d = max / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        BlockQ4_0 blk;
+        blk.d = f32_to_f16(d);
+        for (int j = 0; j < kQuantBlock / 2; ++j) {
+          const uint8_t lo = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(x[j] * id + 8.5f)));
+          const uint8_t hi = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(x[j + 16] * id + 8.5f)));
+          blk.qs[j] = static_cast<uint8_t>(lo | (hi << 4));
+        }
+        std::memcpy(dst + b * sizeof blk, &blk, sizeof blk);
+      }
+      return;
   }
 }
 

@@ -1,16 +1,25 @@
-// fp32 matrix products with Google Highway (runtime dispatch over the ISAs
-// this CPU has: SSE4, AVX2, AVX-512, ...).
+// Matrix products against F32, F16 and BF16 weights with Google Highway
+// (runtime dispatch over the ISAs this CPU has: SSE4, AVX2, AVX-512, ...).
 //
 // The micro-kernel computes a tile of NT tokens x NR weight rows with NT*NR
 // vector accumulators: every weight vector loaded is used NT times and every
 // activation vector NR times. Decode (one token) uses NT=1, NR=4, which reads
-// the weights exactly once — the bandwidth-bound case.
+// the weights exactly once — the bandwidth-bound case. One template serves
+// all three weight types: F16/BF16 are widened to fp32 in registers
+// (LoadWeights), so half-precision weights cost half the memory traffic.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
+#include <functional>
+#include <vector>
+
+#include <cstring>
+
+#include "core/half.h"
 #include "core/thread_pool.h"
+#include "kernels/convert.h"
 #include "kernels/matmul.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -18,19 +27,37 @@ namespace ffn {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-template <int NT, int NR>
-void Tile(const float* HWY_RESTRICT x, int64_t n_in, const float* HWY_RESTRICT w,
+using DF = hn::ScalableTag<float>;
+
+// N weights starting at p, as fp32 lanes.
+HWY_INLINE hn::Vec<DF> LoadWeights(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
+HWY_INLINE hn::Vec<DF> LoadWeights(DF d, const hwy::bfloat16_t* HWY_RESTRICT p) {
+  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(), p));
+}
+HWY_INLINE hn::Vec<DF> LoadWeights(DF d, const hwy::float16_t* HWY_RESTRICT p) {
+  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(), p));
+}
+HWY_INLINE float WeightToFloat(float w) { return w; }
+HWY_INLINE float WeightToFloat(hwy::bfloat16_t w) { return hwy::F32FromBF16(w); }
+HWY_INLINE float WeightToFloat(hwy::float16_t w) {
+  uint16_t bits;
+  std::memcpy(&bits, &w, 2);
+  return f16_to_f32(bits);
+}
+
+template <int NT, int NR, typename WT>
+void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* HWY_RESTRICT w,
           float* HWY_RESTRICT y, int64_t y_stride, int64_t n_rows) {
-  const hn::ScalableTag<float> d;
+  const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  using V = hn::Vec<decltype(d)>;
+  using V = hn::Vec<DF>;
   V acc[NT][NR];
   for (int t = 0; t < NT; ++t)
     for (int r = 0; r < NR; ++r) acc[t][r] = hn::Zero(d);
   int64_t i = 0;
   for (; i + N <= n_in; i += N) {
     V wv[NR];
-    for (int r = 0; r < NR; ++r) wv[r] = hn::LoadU(d, w + r * n_in + i);
+    for (int r = 0; r < NR; ++r) wv[r] = LoadWeights(d, w + r * n_in + i);
     for (int t = 0; t < NT; ++t) {
       const V xv = hn::LoadU(d, x + t * n_in + i);
       for (int r = 0; r < NR; ++r) acc[t][r] = hn::MulAdd(xv, wv[r], acc[t][r]);
@@ -39,14 +66,14 @@ void Tile(const float* HWY_RESTRICT x, int64_t n_in, const float* HWY_RESTRICT w
   for (int t = 0; t < NT; ++t)
     for (int r = 0; r < NR && r < n_rows; ++r) {
       float s = hn::GetLane(hn::SumOfLanes(d, acc[t][r]));
-      for (int64_t j = i; j < n_in; ++j) s += x[t * n_in + j] * w[r * n_in + j];
+      for (int64_t j = i; j < n_in; ++j) s += x[t * n_in + j] * WeightToFloat(w[r * n_in + j]);
       y[t * y_stride + r] = s;
     }
 }
 
 // Rows [r0, r1) of the output for all tokens.
-template <int NT>
-void TokenBlock(const float* x, int64_t n_in, const float* w, float* y, int64_t n_out, int64_t r0,
+template <int NT, typename WT>
+void TokenBlock(const float* x, int64_t n_in, const WT* w, float* y, int64_t n_out, int64_t r0,
                 int64_t r1) {
   constexpr int NR = 4;
   int64_t r = r0;
@@ -54,7 +81,8 @@ void TokenBlock(const float* x, int64_t n_in, const float* w, float* y, int64_t 
   for (; r < r1; ++r) Tile<NT, 1>(x, n_in, w + r * n_in, y + r, n_out, 1);
 }
 
-void MatmulRows(const float* x, int64_t n_tok, int64_t n_in, const float* w, int64_t n_out,
+template <typename WT>
+void MatmulRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, int64_t n_out,
                 float* y, int64_t r0, int64_t r1) {
   // Tokens in groups of 4, weight rows in blocks small enough that a block
   // stays in L2 while every token group passes over it.
@@ -65,6 +93,19 @@ void MatmulRows(const float* x, int64_t n_tok, int64_t n_in, const float* w, int
     int64_t t = 0;
     for (; t + 4 <= n_tok; t += 4) TokenBlock<4>(x + t * n_in, n_in, w, y + t * n_out, n_out, rb, re);
     for (; t < n_tok; ++t) TokenBlock<1>(x + t * n_in, n_in, w, y + t * n_out, n_out, rb, re);
+  }
+}
+
+// Type-erased entry (HWY_EXPORT needs one non-template function per type).
+void MatmulRowsDense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
+                     int64_t n_out, float* y, int64_t r0, int64_t r1) {
+  switch (type) {
+    case DType::F16:
+      return MatmulRows(x, n_tok, n_in, static_cast<const hwy::float16_t*>(w), n_out, y, r0, r1);
+    case DType::BF16:
+      return MatmulRows(x, n_tok, n_in, static_cast<const hwy::bfloat16_t*>(w), n_out, y, r0, r1);
+    default:
+      return MatmulRows(x, n_tok, n_in, static_cast<const float*>(w), n_out, y, r0, r1);
   }
 }
 
@@ -99,7 +140,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace ffn {
 
-HWY_EXPORT(MatmulRows);
+HWY_EXPORT(MatmulRowsDense);
 HWY_EXPORT(Dot);
 HWY_EXPORT(Axpy);
 
@@ -107,19 +148,32 @@ HWY_EXPORT(Axpy);
 // parallel_for round trip costs about as much as ~50K multiply-adds.
 constexpr int64_t kMinParallelMacs = 64 * 1024;
 
-void matmul_f32(const float* x, int64_t n_tok, int64_t n_in, const float* w, int64_t n_out,
-                float* y, ThreadPool& pool) {
+void for_each_row_chunk(int64_t n_tok, int64_t n_in, int64_t n_out, ThreadPool& pool,
+                        const std::function<void(int64_t, int64_t)>& rows) {
   // Split output rows over threads in multiples of 4 (the tile height); tiny
   // products run on the calling thread, where waking workers costs more.
-  const int64_t work = n_tok * n_in * n_out;
-  if (work < kMinParallelMacs || pool.size() == 1) {
-    HWY_DYNAMIC_DISPATCH(MatmulRows)(x, n_tok, n_in, w, n_out, y, 0, n_out);
+  if (n_tok * n_in * n_out < kMinParallelMacs || pool.size() == 1) {
+    rows(0, n_out);
     return;
   }
-  const int64_t n_chunks = (n_out + 3) / 4;
-  pool.parallel_for(n_chunks, [&](int64_t b, int64_t e, int) {
-    HWY_DYNAMIC_DISPATCH(MatmulRows)(x, n_tok, n_in, w, n_out, y, b * 4, std::min(n_out, e * 4));
+  pool.parallel_for((n_out + 3) / 4, [&](int64_t b, int64_t e, int) { rows(b * 4, std::min(n_out, e * 4)); });
+}
+
+void matmul_dense_rows(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
+                       float* y, int64_t y_stride, int64_t r0, int64_t r1) {
+  HWY_DYNAMIC_DISPATCH(MatmulRowsDense)(type, x, n_tok, n_in, w, y_stride, y, r0, r1);
+}
+
+void matmul_dense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
+                  int64_t n_out, float* y, ThreadPool& pool) {
+  for_each_row_chunk(n_tok, n_in, n_out, pool, [&](int64_t r0, int64_t r1) {
+    matmul_dense_rows(type, x, n_tok, n_in, w, y, n_out, r0, r1);
   });
+}
+
+void matmul_f32(const float* x, int64_t n_tok, int64_t n_in, const float* w, int64_t n_out,
+                float* y, ThreadPool& pool) {
+  matmul_dense(DType::F32, x, n_tok, n_in, w, n_out, y, pool);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }
@@ -128,12 +182,21 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPAT
 
 void matmul_f32_reference(const float* x, int64_t n_tok, int64_t n_in, const float* w,
                           int64_t n_out, float* y) {
-  for (int64_t t = 0; t < n_tok; ++t)
-    for (int64_t o = 0; o < n_out; ++o) {
+  matmul_reference(DType::F32, x, n_tok, n_in, reinterpret_cast<const uint8_t*>(w), n_out, y);
+}
+
+void matmul_reference(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,
+                      int64_t n_out, float* y) {
+  std::vector<float> row(static_cast<size_t>(n_in));
+  const uint64_t row_bytes = dtype_row_bytes(type, uint64_t(n_in));
+  for (int64_t o = 0; o < n_out; ++o) {
+    dequantize_row(type, w + o * row_bytes, row.data(), uint64_t(n_in));
+    for (int64_t t = 0; t < n_tok; ++t) {
       double s = 0;
-      for (int64_t i = 0; i < n_in; ++i) s += double(x[t * n_in + i]) * double(w[o * n_in + i]);
+      for (int64_t i = 0; i < n_in; ++i) s += double(x[t * n_in + i]) * double(row[i]);
       y[t * n_out + o] = static_cast<float>(s);
     }
+  }
 }
 
 }  // namespace ffn

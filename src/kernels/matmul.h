@@ -1,4 +1,5 @@
-// Matrix products against fp32 weights: Y[t, o] = sum_i X[t, i] * W[o, i].
+// Matrix products: Y[t, o] = sum_i X[t, i] * W[o, i], for weights stored as
+// F32, F16, BF16 (matmul_dense, here) or Q8_0, Q4_0 (matmul_quant.h).
 //
 // W is [n_out, n_in] row-major (one output per row, the layout of every
 // weight file we read), X is [n_tok, n_in], Y is [n_tok, n_out]. One function
@@ -10,10 +11,32 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+
+#include "core/dtype.h"
 
 namespace ffn {
 
 class ThreadPool;
+
+// Fast path for F32, F16 and BF16 weights (w: n_out rows of n_in elements).
+void matmul_dense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
+                  int64_t n_out, float* y, ThreadPool& pool);
+
+// The single-threaded body of matmul_dense: output rows [r0, r1) (weight
+// rows r0..r1 of w) for all tokens, written to y[t * y_stride + r].
+void matmul_dense_rows(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
+                       float* y, int64_t y_stride, int64_t r0, int64_t r1);
+
+// Scalar reference for any weight type: decode each row exactly
+// (dequantize_row), accumulate in double. The ground truth for tests.
+void matmul_reference(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,
+                      int64_t n_out, float* y);
+
+// Runs rows(r0, r1) over a split of [0, n_out) into chunks of multiples of 4
+// rows across the pool, or on the calling thread when the product is small.
+void for_each_row_chunk(int64_t n_tok, int64_t n_in, int64_t n_out, ThreadPool& pool,
+                        const std::function<void(int64_t, int64_t)>& rows);
 
 // Fast path: Highway SIMD with runtime ISA dispatch, rows split over `pool`.
 void matmul_f32(const float* x, int64_t n_tok, int64_t n_in, const float* w, int64_t n_out,

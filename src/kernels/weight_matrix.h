@@ -1,15 +1,12 @@
-// WeightMatrix: a [rows, cols] weight in the type the kernels compute with,
-// plus matmul() which picks the kernel for that type. Layers hold
-// WeightMatrix values and never ask which kernel runs.
-//
-// Today every matrix is fp32 (other stored types are decoded once at load);
-// quantized kernels plug in here by type without touching any layer.
+// WeightMatrix: a [rows, cols] weight in its stored type (F32, F16, BF16,
+// Q8_0, Q4_0), usually read in place from the memory-mapped file, plus
+// matmul(), which picks the kernel for that type. Layers hold WeightMatrix
+// values and never ask which kernel runs.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 
-#include "core/aligned_buffer.h"
 #include "core/dtype.h"
 
 namespace ffn {
@@ -20,14 +17,18 @@ struct WeightMatrix {
   DType type = DType::F32;
   int64_t rows = 0;  // outputs
   int64_t cols = 0;  // inputs
-  const float* data = nullptr;
-  std::shared_ptr<const AlignedVector<float>> owned;  // set when decoded at load
+  const uint8_t* data = nullptr;
+  std::shared_ptr<const void> owned;  // set when the data is not in the file mapping
 
-  uint64_t bytes() const { return uint64_t(rows) * cols * 4; }
-  const float* row(int64_t r) const { return data + r * cols; }
+  uint64_t row_bytes() const { return dtype_row_bytes(type, uint64_t(cols)); }
+  uint64_t bytes() const { return row_bytes() * uint64_t(rows); }
+  const uint8_t* row(int64_t r) const { return data + uint64_t(r) * row_bytes(); }
 };
 
 // y[n_tok, rows] = x[n_tok, cols] * W^T
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
+
+// Row r of W decoded to fp32 (an embedding lookup).
+void read_row(const WeightMatrix& w, int64_t r, float* out);
 
 }  // namespace ffn

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 
@@ -37,10 +38,23 @@ LlamaConfig LlamaConfig::from(const ModelSource& src) {
   c.kv_dim = c.head_dim * c.n_kv_heads;
   c.rope_dim = in_range(f, "rope.dimension_count", p.rope_dim, 2, c.head_dim);
   if (c.rope_dim % 2) fail(f, "rope.dimension_count", "an even number", std::to_string(c.rope_dim));
-  if (!(p.rope_base > 1.0) || !std::isfinite(p.rope_base))
-    fail(f, "rope.freq_base", "a finite number > 1", fmt::format("{}", p.rope_base));
+  // Stored as float: a double beyond float's range would make the cast UB.
+  if (!(p.rope_base > 1.0 && p.rope_base <= std::numeric_limits<float>::max()))
+    fail(f, "rope.freq_base", "a finite number > 1 (a float)", fmt::format("{}", p.rope_base));
   if (!(p.rms_eps > 0.0 && p.rms_eps < 1.0))
     fail(f, "attention.layer_norm_rms_epsilon", "a number in (0, 1)", fmt::format("{}", p.rms_eps));
+  // A tensor of a layer at or past block_count would be ignored: the file is
+  // inconsistent, not a smaller model.
+  for (const auto& t : src.tensors) {
+    if (t.name.rfind("blk.", 0) != 0) continue;
+    uint64_t layer = 0;
+    size_t i = 4;
+    for (; i < t.name.size() && i < 12 && t.name[i] >= '0' && t.name[i] <= '9'; ++i)
+      layer = layer * 10 + static_cast<uint64_t>(t.name[i] - '0');
+    if (i > 4 && layer >= p.n_layers)
+      fail(f, "block_count (n_layers)",
+           fmt::format("at least {} (the file has tensor '{}')", layer + 1, t.name), std::to_string(p.n_layers));
+  }
   c.rope_base = static_cast<float>(p.rope_base);
   c.rms_eps = static_cast<float>(p.rms_eps);
   return c;

@@ -90,7 +90,7 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tenso
   for (int64_t t = 0; t < n; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.vocab_size)
       throw Error(fmt::format("token id {} is outside the vocabulary (size {})", tokens[t], c.vocab_size));
-    std::memcpy(x_.row(t), token_embd_.row(tokens[t]), sizeof(float) * c.dim);
+    read_row(token_embd_, tokens[t], x_.row(t));
   }
   const int64_t past = cache.size();
   xn_.resize(n, c.dim);

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
+#include "core/aligned_buffer.h"
 #include "core/error.h"
 #include "kernels/convert.h"
 
@@ -23,19 +26,17 @@ WeightMatrix load_matrix(const ModelSource& src, const std::string& name, int64_
   const WeightTensor& t = src.get(name);
   check_shape(src, t, {uint64_t(rows), uint64_t(cols)});
   WeightMatrix m;
-  m.type = DType::F32;
+  m.type = t.type;
   m.rows = rows;
   m.cols = cols;
-  if (t.type == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0) {
-    m.data = reinterpret_cast<const float*>(t.data);
-    return m;
+  m.data = t.data;
+  const size_t align = t.type == DType::F32 ? 4 : t.type == DType::F16 || t.type == DType::BF16 ? 2 : 1;
+  if (reinterpret_cast<uintptr_t>(t.data) % align != 0) {
+    auto buf = std::make_shared<AlignedVector<uint8_t>>(t.bytes);
+    std::memcpy(buf->data(), t.data, t.bytes);
+    m.data = buf->data();
+    m.owned = std::move(buf);
   }
-  auto buf = std::make_shared<AlignedVector<float>>(static_cast<size_t>(rows * cols));
-  const uint64_t row_bytes = dtype_row_bytes(t.type, uint64_t(cols));
-  for (int64_t r = 0; r < rows; ++r)
-    dequantize_row(t.type, t.data + r * row_bytes, buf->data() + r * cols, uint64_t(cols));
-  m.data = buf->data();
-  m.owned = std::move(buf);
   return m;
 }
 

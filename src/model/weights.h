@@ -11,8 +11,8 @@
 namespace ffn {
 
 // Checks that `name` exists with shape [rows, cols] and returns it as a
-// WeightMatrix: fp32 data aligned to 4 bytes is used in place (mmap), any
-// other type is decoded once.
+// WeightMatrix in its stored type, used in place (mmap). fp32 data that is
+// not 4-byte aligned (possible in safetensors) is copied to aligned memory.
 WeightMatrix load_matrix(const ModelSource& src, const std::string& name, int64_t rows, int64_t cols);
 
 // Checks shape [n] and returns the values as fp32.

@@ -9,8 +9,6 @@
 namespace ffn {
 
 ModelSource retype(const ModelSource& src, DType type) {
-  if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
-    fail(src.path, "output type", "f32, f16 or bf16", dtype_name(type));
   ModelSource out;
   out.path = src.path;
   out.format = src.format;
@@ -21,7 +19,8 @@ ModelSource retype(const ModelSource& src, DType type) {
   out.owners = src.owners;
   std::vector<float> row;
   for (const WeightTensor& t : src.tensors) {
-    const DType target = t.shape.size() >= 2 ? type : DType::F32;
+    DType target = t.shape.size() >= 2 ? type : DType::F32;
+    if (!dtype_row_ok(target, t.cols())) target = DType::F16;
     if (t.type == target) {
       out.add(t);
       continue;

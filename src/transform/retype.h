@@ -1,5 +1,9 @@
-// Re-encodes the weight matrices of a model in another element type (F32,
-// F16, BF16). 1-D tensors (norms) stay F32, as llama.cpp keeps them.
+// Re-encodes the weight matrices of a model in another element type: F32,
+// F16, BF16, or the GGUF block quantizations Q8_0 and Q4_0 (bit-identical to
+// ggml's reference quantizers, kernels/convert.h).
+//
+// As llama.cpp does: 1-D tensors (norms) stay F32, and a matrix whose rows
+// are not a multiple of the 32-weight block falls back to F16.
 #pragma once
 
 #include "core/dtype.h"

@@ -14,5 +14,6 @@ Command add_generate(CLI::App& app);
 Command add_perplexity(CLI::App& app);
 Command add_inspect(CLI::App& app);
 Command add_convert(CLI::App& app);
+Command add_quantize(CLI::App& app);
 
 }  // namespace ffn::cli

@@ -1,0 +1,30 @@
+// Matrix products against Q8_0 / Q4_0 weights (GGUF block layout, read in
+// place from the file).
+//
+// Two paths behind one entry point:
+//  - Vnni: activations are quantized per 32-block to int8 with an fp32 scale
+//    (as llama.cpp does for these types), and each block's dot product is an
+//    integer dot (AVX-512 VNNI vpdpbusd) scaled by d_w * d_x. Chosen at run
+//    time when the CPU has AVX-512 VNNI (+BW, VL).
+//  - Portable: rows are decoded to fp32 and multiplied with the Highway fp32
+//    kernel (activations stay fp32). Every other CPU.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace ffn {
+
+class ThreadPool;
+
+enum class QuantPath { Auto, Portable, Vnni };
+
+// True when this CPU can run QuantPath::Vnni.
+bool cpu_has_vnni();
+
+// type: Q8_0 or Q4_0; n_in a multiple of 32; w: n_out rows of n_in/32 blocks.
+void matmul_quant(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,
+                  int64_t n_out, float* y, ThreadPool& pool, QuantPath path = QuantPath::Auto);
+
+}  // namespace ffn
