@@ -23,9 +23,12 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 ModelSource load_model_source(const std::string& path, const std::string& tokenizer_path) {
-  if (!fs::exists(path)) fail(path, "no such file or directory");
+  // The error_code overloads: the throwing ones raise filesystem_error (not
+  // an ffn::Error) for a name too long or a directory without permission.
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail(path, ec ? ec.message() : "no such file or directory");
   ModelSource src;
-  if (fs::is_directory(path) || ends_with(path, ".safetensors")) {
+  if (fs::is_directory(path, ec) || ends_with(path, ".safetensors")) {
     src = load_safetensors_model(path);
   } else {
     auto file = std::make_shared<MappedFile>(path);

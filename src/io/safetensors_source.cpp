@@ -22,11 +22,21 @@ namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit is 100 MB
 
+constexpr int kMaxJsonDepth = 64;  // our files nest < 10 deep
+
 json parse_json(const std::string& text, const std::string& path) {
   // nlohmann keeps the last of duplicate keys silently; a file with two
   // entries for one tensor name (or token, or setting) is malformed.
+  // Nesting is bounded because dump() (used in messages) recurses: "[[[[..."
+  // 100k deep would overflow the stack.
   std::vector<std::set<std::string>> keys;  // one set per open object
+  int depth = 0;
   auto check = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) {
+      if (++depth > kMaxJsonDepth)
+        fail(path, "JSON nesting", fmt::format("at most {} levels", kMaxJsonDepth), "deeper");
+    }
+    if (event == json::parse_event_t::object_end || event == json::parse_event_t::array_end) --depth;
     if (event == json::parse_event_t::object_start) keys.emplace_back();
     if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
     if (event == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second)
@@ -227,10 +237,12 @@ TokenizerData load_tokenizer_json(const std::string& path) {
 }
 
 ModelSource load_safetensors_model(const std::string& path) {
-  fs::path dir = fs::is_directory(path) ? fs::path(path) : fs::path(path).parent_path();
-  fs::path st = fs::is_directory(path) ? dir / "model.safetensors" : fs::path(path);
+  std::error_code ec;  // non-throwing checks: errors read as "absent"
+  const bool is_dir = fs::is_directory(path, ec);
+  fs::path dir = is_dir ? fs::path(path) : fs::path(path).parent_path();
+  fs::path st = is_dir ? dir / "model.safetensors" : fs::path(path);
   const std::string config_path = (dir / "config.json").string();
-  if (!fs::exists(config_path))
+  if (!fs::exists(config_path, ec))
     fail(path, "config.json", "a Hugging Face config.json beside the weights", "none");
   const json config = parse_json(read_text_file(config_path), config_path);
 
@@ -335,12 +347,12 @@ ModelSource load_safetensors_model(const std::string& path) {
   }
   // Tokenizer: tokenizer.json beside the weights, if any.
   const fs::path tj = dir / "tokenizer.json";
-  if (fs::exists(tj)) {
+  if (fs::exists(tj, ec)) {
     TokenizerData tok = load_tokenizer_json(tj.string());
     tok.bos_id = json_get_or<int32_t>(config, "bos_token_id", tok.bos_id, config_path);
     tok.eos_id = json_get_or<int32_t>(config, "eos_token_id", tok.eos_id, config_path);
     const fs::path tc = dir / "tokenizer_config.json";
-    if (fs::exists(tc)) {
+    if (fs::exists(tc, ec)) {
       const json tcj = parse_json(read_text_file(tc.string()), tc.string());
       tok.add_bos = json_get_or<bool>(tcj, "add_bos_token", true, tc.string());
     }
