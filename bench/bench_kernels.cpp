@@ -12,7 +12,10 @@
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
+#include "kernels/convert.h"
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "kernels/weight_matrix.h"
 
 namespace {
 
@@ -29,17 +32,18 @@ ffn::AlignedVector<float> random_buffer(size_t n) {
 // single one is used, so several distinct matrices are cycled to defeat it.
 constexpr int64_t kIn = 2048, kOut = 5632, kCopies = 6;
 
+// Reads kIn * kOut * 4 bytes (the fp32 matrix) per iteration.
 void BM_ReadBandwidth(benchmark::State& state) {
-  auto w = random_buffer(size_t(kIn * kOut * kCopies));
+  const int64_t words = kIn * kOut / 2;
+  ffn::AlignedVector<uint64_t> w(size_t(words * kCopies));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = i * 0x9e3779b97f4a7c15ull;
   const int threads = static_cast<int>(state.range(0));
   ffn::ThreadPool pool(threads);
   int64_t copy = 0;
-  std::vector<double> partial(threads);
+  std::vector<uint64_t> partial(threads);
   for (auto _ : state) {
-    const float* base = w.data() + copy * kIn * kOut;
-    pool.parallel_for(kOut, [&](int64_t b, int64_t e, int t) {
-      partial[t] = std::accumulate(base + b * kIn, base + e * kIn, 0.0f);
-    });
+    const uint64_t* base = w.data() + copy * words;
+    pool.parallel_for(words, [&](int64_t b, int64_t e, int t) { partial[t] = ffn::sum_words(base + b, e - b); });
     benchmark::DoNotOptimize(partial.data());
     copy = (copy + 1) % kCopies;
   }
@@ -48,27 +52,44 @@ void BM_ReadBandwidth(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-void BM_MatmulF32(benchmark::State& state) {
-  const int64_t n_tok = state.range(0);
-  const int threads = static_cast<int>(state.range(1));
-  auto w = random_buffer(size_t(kIn * kOut * kCopies));
+// Args: weight type (ggml id), tokens, threads. Weights: kCopies distinct
+// matrices of the TinyLlama up-projection shape in that type.
+void BM_Matmul(benchmark::State& state) {
+  const auto type = static_cast<ffn::DType>(state.range(0));
+  const int64_t n_tok = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  const uint64_t row_bytes = ffn::dtype_row_bytes(type, kIn), bytes = row_bytes * kOut;
+  ffn::AlignedVector<uint8_t> w(bytes * kCopies);
+  {
+    auto rows = random_buffer(size_t(kIn));
+    for (int64_t r = 0; r < kOut * kCopies; ++r) {
+      rows[r % kIn] += 0.01f;  // vary the rows cheaply
+      ffn::encode_row(type, rows.data(), w.data() + r * row_bytes, kIn);
+    }
+  }
+  ffn::WeightMatrix m{type, kOut, kIn, nullptr, nullptr};
   auto x = random_buffer(size_t(n_tok * kIn));
   std::vector<float> y(size_t(n_tok * kOut));
   ffn::ThreadPool pool(threads);
   int64_t copy = 0;
   for (auto _ : state) {
-    ffn::matmul_f32(x.data(), n_tok, kIn, w.data() + copy * kIn * kOut, kOut, y.data(), pool);
+    m.data = w.data() + copy * bytes;
+    ffn::matmul(m, x.data(), n_tok, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
     copy = (copy + 1) % kCopies;
   }
-  state.counters["GB/s"] = benchmark::Counter(double(kIn * kOut * 4) * state.iterations() / 1e9,
-                                              benchmark::Counter::kIsRate);
+  state.SetLabel(ffn::dtype_name(type));
+  state.counters["GB/s"] = benchmark::Counter(double(bytes) * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n_tok * kIn * kOut * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_MatmulF32)
-    ->Args({1, 1})->Args({1, 2})->Args({16, 2})->Args({64, 2})
-    ->UseRealTime()->Unit(benchmark::kMillisecond);
+void matmul_args(benchmark::internal::Benchmark* b) {
+  for (ffn::DType t : {ffn::DType::F32, ffn::DType::F16, ffn::DType::BF16, ffn::DType::Q8_0, ffn::DType::Q4_0}) {
+    for (int threads : {1, 2}) b->Args({int64_t(t), 1, threads});
+    b->Args({int64_t(t), 64, 2});
+  }
+}
+BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -40,7 +41,7 @@ KvCache LlamaModel::make_cache(int64_t capacity) const {
 }
 
 uint64_t LlamaModel::weight_bytes() const {
-  uint64_t total = output_.bytes();
+  uint64_t total = output_.bytes() + token_embd_.row_bytes();
   for (const auto& L : layers_)
     total += L.wq.bytes() + L.wk.bytes() + L.wv.bytes() + L.wo.bytes() + L.ffn->weight_bytes_per_token();
   return total;
@@ -93,11 +94,21 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tenso
     read_row(token_embd_, tokens[t], x_.row(t));
   }
   const int64_t past = cache.size();
+  // Section timing only when profiling (a clock read costs ~20 ns).
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point mark = profile_ ? Clock::now() : Clock::time_point();
+  auto lap = [&](double ForwardProfile::*field) {
+    if (!profile_) return;
+    const auto now = Clock::now();
+    profile_->*field += std::chrono::duration<double>(now - mark).count();
+    mark = now;
+  };
   xn_.resize(n, c.dim);
   q_.resize(n, c.dim);
   k_.resize(n, c.kv_dim);
   v_.resize(n, c.kv_dim);
   proj_.resize(n, c.dim);
+  lap(&ForwardProfile::other_s);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LlamaLayer& L = layers_[l];
     for (int64_t t = 0; t < n; ++t) rmsnorm(x_.row(t), L.attn_norm.data(), xn_.row(t), c.dim, c.rms_eps);
@@ -113,9 +124,11 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tenso
     attention(L, l, n, cache, pool);
     matmul(L.wo, att_.ptr(), n, proj_.ptr(), pool);
     for (int64_t i = 0; i < n * c.dim; ++i) x_.data[i] += proj_.data[i];
+    lap(&ForwardProfile::attention_s);
     for (int64_t t = 0; t < n; ++t) rmsnorm(x_.row(t), L.ffn_norm.data(), xn_.row(t), c.dim, c.rms_eps);
     L.ffn->forward(xn_, ffn_out_, scratch_, pool);
     for (int64_t i = 0; i < n * c.dim; ++i) x_.data[i] += ffn_out_.data[i];
+    lap(&ForwardProfile::ffn_s);
   }
   cache.advance(n);
   const int64_t first = all_logits ? 0 : n - 1;
@@ -124,6 +137,7 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tenso
     rmsnorm(x_.row(first + t), output_norm_.data(), xn_.row(t), c.dim, c.rms_eps);
   logits.resize(rows, c.vocab_size);
   matmul(output_, xn_.ptr(), rows, logits.ptr(), pool);
+  lap(&ForwardProfile::other_s);
 }
 
 }  // namespace ffn

@@ -21,6 +21,16 @@ namespace ffn {
 
 class ThreadPool;
 
+// Wall time spent per part of the forward pass, accumulated while a profile
+// is attached (set_profile). "attention" is norm + q/k/v/o projections +
+// RoPE + attention; "ffn" is norm + FeedForward; "other" is embedding, final
+// norm and output head.
+struct ForwardProfile {
+  double attention_s = 0;
+  double ffn_s = 0;
+  double other_s = 0;
+};
+
 struct LlamaLayer {
   std::vector<float> attn_norm;
   std::vector<float> ffn_norm;
@@ -46,7 +56,11 @@ class LlamaModel {
   void forward(const int32_t* tokens, int64_t n, KvCache& cache, Tensor& logits, bool all_logits,
                ThreadPool& pool);
 
+  // Bytes of weights read to decode one token: every layer matrix and the
+  // output head (plus one embedding row).
   uint64_t weight_bytes() const;
+
+  void set_profile(ForwardProfile* profile) { profile_ = profile; }
 
  private:
   void attention(LlamaLayer& layer, int64_t layer_index, int64_t n, KvCache& cache, ThreadPool& pool);
@@ -61,6 +75,7 @@ class LlamaModel {
   Tensor x_, xn_, q_, k_, v_, att_, proj_, ffn_out_;
   Scratch scratch_;
   std::vector<std::vector<float>> score_rows_;  // per thread
+  ForwardProfile* profile_ = nullptr;
 };
 
 }  // namespace ffn

@@ -15,5 +15,7 @@ Command add_perplexity(CLI::App& app);
 Command add_inspect(CLI::App& app);
 Command add_convert(CLI::App& app);
 Command add_quantize(CLI::App& app);
+Command add_synth(CLI::App& app);
+Command add_bench(CLI::App& app);
 
 }  // namespace ffn::cli

@@ -1,0 +1,109 @@
+#include "eval/speed_bench.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
+#include "kernels/ops.h"
+#include "model/llama_model.h"
+
+namespace ffn {
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps) {
+  const size_t n = bytes / sizeof(uint64_t);
+  AlignedVector<uint64_t> buf(n);
+  // Touch every page (and give the data a non-constant value) in parallel.
+  pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) buf[i] = uint64_t(i) * 0x9e3779b97f4a7c15ull;
+  });
+  std::vector<uint64_t> sink(pool.size());
+  double best = 0;
+  for (int r = 0; r < reps; ++r) {
+    Timer t;
+    pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int thread) {
+      sink[thread] = sum_words(buf.data() + b, e - b);
+    });
+    best = std::max(best, double(n * sizeof(uint64_t)) / t.seconds() / 1e9);
+  }
+  volatile uint64_t keep = 0;
+  for (uint64_t s : sink) keep = keep + s;
+  (void)keep;
+  return best;
+}
+
+double peak_rss_mb() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const SpeedBenchParams& p) {
+  const auto& c = model.config();
+  if (p.prefill_tokens < 1 || p.decode_tokens < 1 || p.repetitions < 1)
+    throw Error("bench: -p, -n and -r must be at least 1");
+  if (p.prefill_tokens > c.context_length || p.decode_tokens > c.context_length)
+    throw Error("bench: -p and -n must not exceed the model's context length " + std::to_string(c.context_length));
+  std::mt19937_64 rng(p.seed);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(c.vocab_size - 1));
+  std::vector<int32_t> prompt(static_cast<size_t>(p.prefill_tokens));
+  for (auto& t : prompt) t = token(rng);
+
+  KvCache cache = model.make_cache(std::max(p.prefill_tokens, p.decode_tokens));
+  Tensor logits;
+  SpeedBenchResult r;
+  // Warm-up: page in the weights and size the buffers.
+  model.forward(prompt.data(), std::min<int64_t>(8, p.prefill_tokens), cache, logits, false, pool);
+
+  std::vector<double> prefill, decode;
+  ForwardProfile profile;
+  for (int rep = 0; rep < p.repetitions; ++rep) {
+    cache.clear();
+    Timer t;
+    model.forward(prompt.data(), p.prefill_tokens, cache, logits, false, pool);
+    prefill.push_back(double(p.prefill_tokens) / t.seconds());
+  }
+  for (int rep = 0; rep < p.repetitions; ++rep) {
+    // As llama-bench's tg: decode from an empty context, one token at a time.
+    cache.clear();
+    model.set_profile(&profile);
+    Timer t;
+    int32_t next = prompt[0];
+    for (int64_t i = 0; i < p.decode_tokens; ++i) {
+      model.forward(&next, 1, cache, logits, false, pool);
+      next = static_cast<int32_t>(std::max_element(logits.row(0), logits.row(0) + c.vocab_size) - logits.row(0));
+    }
+    decode.push_back(double(p.decode_tokens) / t.seconds());
+    model.set_profile(nullptr);
+  }
+  r.prefill_tok_s = median(prefill);
+  r.decode_tok_s = median(decode);
+  const double total = profile.ffn_s + profile.attention_s + profile.other_s;
+  if (total > 0) {
+    r.decode_ffn_fraction = profile.ffn_s / total;
+    r.decode_attention_fraction = profile.attention_s / total;
+    r.decode_other_fraction = profile.other_s / total;
+  }
+  r.weight_bytes_per_token = model.weight_bytes();
+  r.decode_gb_s = double(r.weight_bytes_per_token) * r.decode_tok_s / 1e9;
+  r.peak_rss_mb = peak_rss_mb();  // before the bandwidth buffer
+  r.bandwidth_gb_s = measure_read_bandwidth(pool);
+  return r;
+}
+
+}  // namespace ffn

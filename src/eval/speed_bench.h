@@ -1,0 +1,43 @@
+// End-to-end speed measurement of a model: prefill and decode tokens/s
+// (median of repetitions), where the time goes (FFN / attention / other),
+// weight bytes read per decoded token, and the machine's own memory read
+// bandwidth measured in the same run, so decode can be stated as a fraction
+// of the hardware limit (bytes per token / bandwidth).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ffn {
+
+class LlamaModel;
+class ThreadPool;
+
+struct SpeedBenchParams {
+  int64_t prefill_tokens = 128;
+  int64_t decode_tokens = 64;
+  int repetitions = 3;
+  uint64_t seed = 1;
+};
+
+struct SpeedBenchResult {
+  double prefill_tok_s = 0;
+  double decode_tok_s = 0;
+  uint64_t weight_bytes_per_token = 0;
+  double decode_gb_s = 0;
+  double bandwidth_gb_s = 0;
+  double decode_ffn_fraction = 0, decode_attention_fraction = 0, decode_other_fraction = 0;
+  double peak_rss_mb = 0;
+};
+
+// Read bandwidth of this machine in GB/s: the best of `reps` passes summing a
+// buffer of `bytes` (>= 1 GiB, far above the last-level cache) on every
+// thread of the pool.
+double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes = 1ull << 30, int reps = 5);
+
+// Peak resident set size of this process so far, in MiB.
+double peak_rss_mb();
+
+SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const SpeedBenchParams& params);
+
+}  // namespace ffn

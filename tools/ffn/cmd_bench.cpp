@@ -1,0 +1,65 @@
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "commands.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
+#include "eval/speed_bench.h"
+#include "model/loaded_model.h"
+
+namespace ffn::cli {
+
+namespace {
+struct BenchOptions {
+  std::string model;
+  int threads = 0;
+  SpeedBenchParams params;
+  bool json = false;
+};
+}  // namespace
+
+Command add_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  app.add_option("-m,--model", o->model, "model file")->required();
+  app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+  app.add_option("-p,--n-prompt", o->params.prefill_tokens, "prefill tokens")->capture_default_str();
+  app.add_option("-n,--n-gen", o->params.decode_tokens, "decode tokens")->capture_default_str();
+  app.add_option("-r,--repetitions", o->params.repetitions, "repetitions (median reported)")->capture_default_str();
+  app.add_flag("--json", o->json, "print one JSON line on stdout");
+  return [o] {
+    if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
+    ThreadPool& pool = ThreadPool::global();
+    Timer load;
+    LoadedModel lm = load_model(o->model);
+    const double load_s = load.seconds();
+    const SpeedBenchResult r = run_speed_bench(*lm.model, pool, o->params);
+    const double fraction = r.decode_gb_s / r.bandwidth_gb_s;
+    if (o->json) {
+      fmt::print(
+          "{{\"model\":\"{}\",\"threads\":{},\"prefill_tokens\":{},\"decode_tokens\":{},\"prefill_tok_s\":{:.3f},"
+          "\"decode_tok_s\":{:.3f},\"peak_rss_mb\":{:.1f},\"weight_bytes_per_token\":{},\"decode_gb_s\":{:.3f},"
+          "\"bandwidth_gb_s\":{:.3f},\"bandwidth_fraction\":{:.4f},\"decode_ffn_fraction\":{:.4f},"
+          "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f}}}\n",
+          o->model, pool.size(), o->params.prefill_tokens, o->params.decode_tokens, r.prefill_tok_s, r.decode_tok_s,
+          r.peak_rss_mb, r.weight_bytes_per_token, r.decode_gb_s, r.bandwidth_gb_s, fraction, r.decode_ffn_fraction,
+          r.decode_attention_fraction, r.decode_other_fraction);
+      return 0;
+    }
+    fmt::print("model            {} (loaded in {:.2f} s)\n", o->model, load_s);
+    fmt::print("threads          {}\n", pool.size());
+    fmt::print("prefill          {:.1f} tok/s  (pp{}, median of {})\n", r.prefill_tok_s, o->params.prefill_tokens,
+               o->params.repetitions);
+    fmt::print("decode           {:.2f} tok/s  (tg{}, median of {})\n", r.decode_tok_s, o->params.decode_tokens,
+               o->params.repetitions);
+    fmt::print("decode time      FFN {:.0f}% | attention {:.0f}% | other {:.0f}%\n", 100 * r.decode_ffn_fraction,
+               100 * r.decode_attention_fraction, 100 * r.decode_other_fraction);
+    fmt::print("weights/token    {:.1f} MiB\n", r.weight_bytes_per_token / 1048576.0);
+    fmt::print("decode traffic   {:.2f} GB/s = {:.0f}% of the measured read bandwidth {:.2f} GB/s\n", r.decode_gb_s,
+               100 * fraction, r.bandwidth_gb_s);
+    fmt::print("peak RSS         {:.0f} MiB\n", r.peak_rss_mb);
+    return 0;
+  };
+}
+
+}  // namespace ffn::cli
