@@ -13,6 +13,10 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 constexpr int kMaxArrayDepth = 4;
 constexpr uint32_t kMaxDims = 4;
 constexpr uint64_t kMaxStringBytes = 1ull << 30;
+// A GgufValue takes ~100 bytes, so a u8 array costs 100x its file size: an
+// 8 MB file took 900 MB. Real files hold < 1M elements in all (tokens,
+// scores, types, merges of a 256k vocabulary); this caps the memory at ~400 MB.
+constexpr uint64_t kMaxArrayElements = 1ull << 22;
 
 // Smallest encoded size of one value of type t: bounds array counts before
 // anything is allocated, so a count of 2^60 fails at once.
@@ -38,7 +42,9 @@ std::string read_string(ByteReader& r, const std::string& field) {
   return std::string(r.bytes(len, field.c_str()));
 }
 
-GgufValue read_value(ByteReader& r, GgufType type, const std::string& field, int depth) {
+// `elements_left`: of the kMaxArrayElements budget of the whole file.
+GgufValue read_value(ByteReader& r, GgufType type, const std::string& field, int depth,
+                     uint64_t& elements_left) {
   GgufValue v;
   v.type = type;
   const char* f = field.c_str();
@@ -73,9 +79,14 @@ GgufValue read_value(ByteReader& r, GgufType type, const std::string& field, int
         fail(r.where(), field,
              fmt::format("array count that fits in the {} bytes left", r.remaining()),
              std::to_string(count));
+      if (count > elements_left)
+        fail(r.where(), field,
+             fmt::format("at most {} array elements in all metadata arrays", kMaxArrayElements),
+             fmt::format("{} more", count));
+      elements_left -= count;
       v.array.reserve(static_cast<size_t>(count));
       for (uint64_t k = 0; k < count; ++k)
-        v.array.push_back(read_value(r, v.elem_type, field, depth + 1));
+        v.array.push_back(read_value(r, v.elem_type, field, depth + 1, elements_left));
       break;
     }
   }
@@ -109,11 +120,12 @@ void GgufFile::parse(const uint8_t* data, size_t size) {
     fail(path_, "tensor_count", "a count that fits in the file", std::to_string(n_tensors));
 
   metadata_.reserve(static_cast<size_t>(n_kv));
+  uint64_t array_elements_left = kMaxArrayElements;
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = read_string(r, fmt::format("metadata[{}].key", k));
     const uint32_t type = r.read<uint32_t>("metadata value type");
     if (!valid_type(type)) fail(path_, key, "value type 0..12", std::to_string(type));
-    GgufValue v = read_value(r, static_cast<GgufType>(type), key, 0);
+    GgufValue v = read_value(r, static_cast<GgufType>(type), key, 0, array_elements_left);
     if (metadata_index_.count(key)) fail(path_, key, "unique metadata key", "a duplicate");
     metadata_index_[key] = metadata_.size();
     metadata_.emplace_back(std::move(key), std::move(v));
