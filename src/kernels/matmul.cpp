@@ -45,27 +45,35 @@ HWY_INLINE float WeightToFloat(hwy::float16_t w) {
   return f16_to_f32(bits);
 }
 
+// NT tokens x NR rows; two accumulator sets (even / odd vectors) hide the
+// FMA latency when NT * NR is small.
 template <int NT, int NR, typename WT>
 void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* HWY_RESTRICT w,
           float* HWY_RESTRICT y, int64_t y_stride, int64_t n_rows) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   using V = hn::Vec<DF>;
-  V acc[NT][NR];
-  for (int t = 0; t < NT; ++t)
-    for (int r = 0; r < NR; ++r) acc[t][r] = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + N <= n_in; i += N) {
+  V acc[2][NT][NR];
+  for (int k = 0; k < 2; ++k)
+    for (int t = 0; t < NT; ++t)
+      for (int r = 0; r < NR; ++r) acc[k][t][r] = hn::Zero(d);
+  auto step = [&](int64_t i, V(&a)[NT][NR]) HWY_ATTR {
     V wv[NR];
     for (int r = 0; r < NR; ++r) wv[r] = LoadWeights(d, w + r * n_in + i);
     for (int t = 0; t < NT; ++t) {
       const V xv = hn::LoadU(d, x + t * n_in + i);
-      for (int r = 0; r < NR; ++r) acc[t][r] = hn::MulAdd(xv, wv[r], acc[t][r]);
+      for (int r = 0; r < NR; ++r) a[t][r] = hn::MulAdd(xv, wv[r], a[t][r]);
     }
+  };
+  int64_t i = 0;
+  for (; i + 2 * N <= n_in; i += 2 * N) {
+    step(i, acc[0]);
+    step(i + N, acc[1]);
   }
+  for (; i + N <= n_in; i += N) step(i, acc[0]);
   for (int t = 0; t < NT; ++t)
     for (int r = 0; r < NR && r < n_rows; ++r) {
-      float s = hn::GetLane(hn::SumOfLanes(d, acc[t][r]));
+      float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[0][t][r], acc[1][t][r])));
       for (int64_t j = i; j < n_in; ++j) s += x[t * n_in + j] * WeightToFloat(w[r * n_in + j]);
       y[t * y_stride + r] = s;
     }
@@ -75,7 +83,10 @@ void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* HWY_RESTRICT w,
 template <int NT, typename WT>
 void TokenBlock(const float* x, int64_t n_in, const WT* w, float* y, int64_t n_out, int64_t r0,
                 int64_t r1) {
-  constexpr int NR = 4;
+  // One token: one row at a time, so the weights stream sequentially (rows
+  // are contiguous) and the hardware prefetcher never restarts; several
+  // tokens: 4 rows per tile so each weight vector serves 4 x NT products.
+  constexpr int NR = NT == 1 ? 1 : 4;
   int64_t r = r0;
   for (; r + NR <= r1; r += NR) Tile<NT, NR>(x, n_in, w + r * n_in, y + r, n_out, NR);
   for (; r < r1; ++r) Tile<NT, 1>(x, n_in, w + r * n_in, y + r, n_out, 1);
