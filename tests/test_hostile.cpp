@@ -1499,10 +1499,9 @@ void expect_cli_error(const std::string& args, const std::string& needle) {
   EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
 }
 
-// Disabled until the message printer escapes control characters: names taken
-// from a file (GGUF keys, tensor names, JSON keys, the path itself) may
-// contain a newline, which splits the CLI's one-line error in two.
-TEST(HostileCli, DISABLED_NamesWithNewlinesStayOnOneLine) {
+// Names taken from a file (GGUF keys, tensor names, JSON keys, the path
+// itself) may contain a newline; the CLI escapes it to keep one line.
+TEST(HostileCli, NamesWithNewlinesStayOnOneLine) {
   GgufImage img = shipped_gguf_image();
   img.kv.emplace_back("bad\nkey", u32(1));
   img.kv.emplace_back("bad\nkey", u32(1));

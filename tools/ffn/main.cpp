@@ -8,6 +8,25 @@
 #include "commands.h"
 #include "core/error.h"
 
+namespace {
+
+// Errors print on exactly one line, but names inside a message come from
+// files (GGUF keys, tensor names, JSON keys, paths) and may hold control
+// characters: show those escaped.
+std::string one_line(const std::string& message) {
+  std::string out;
+  for (unsigned char c : message) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) out += fmt::format("\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"ffn.cpp: run, measure and transform the feed-forward networks of transformers"};
   app.require_subcommand(1);
@@ -33,10 +52,16 @@ int main(int argc, char** argv) {
       if (sub->parsed()) return run();
   } catch (const ffn::Error& e) {
     std::fflush(stdout);
-    fmt::print(stderr, "error: {}\n", e.what());
+    fmt::print(stderr, "error: {}\n", one_line(e.what()));
     return 1;
   } catch (const std::bad_alloc&) {
+    std::fflush(stdout);
     fmt::print(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    // Last resort: every input error should already be an ffn::Error.
+    std::fflush(stdout);
+    fmt::print(stderr, "error: internal: {}\n", one_line(e.what()));
     return 1;
   }
   return 0;
