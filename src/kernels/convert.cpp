@@ -9,25 +9,34 @@
 
 namespace ffn {
 
+namespace {
+
+// 16-bit element rows (F16, BF16); memcpy because file data may be unaligned.
+void decode_16bit(const uint8_t* src, float* dst, uint64_t n, float (*to_f32)(uint16_t)) {
+  for (uint64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, src + 2 * i, 2);
+    dst[i] = to_f32(h);
+  }
+}
+void encode_16bit(const float* src, uint8_t* dst, uint64_t n, uint16_t (*from_f32)(float)) {
+  for (uint64_t i = 0; i < n; ++i) {
+    const uint16_t h = from_f32(src[i]);
+    std::memcpy(dst + 2 * i, &h, 2);
+  }
+}
+
+}  // namespace
+
 void dequantize_row(DType t, const uint8_t* src, float* dst, uint64_t n) {
   switch (t) {
     case DType::F32:
       std::memcpy(dst, src, n * 4);
       return;
     case DType::F16:
-      for (uint64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        dst[i] = f16_to_f32(h);
-      }
-      return;
+      return decode_16bit(src, dst, n, f16_to_f32);
     case DType::BF16:
-      for (uint64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + 2 * i, 2);
-        dst[i] = bf16_to_f32(h);
-      }
-      return;
+      return decode_16bit(src, dst, n, bf16_to_f32);
     case DType::Q8_0:
       for (uint64_t b = 0; b < n / kQuantBlock; ++b) {
         BlockQ8_0 blk;
@@ -56,17 +65,9 @@ void encode_row(DType t, const float* src, uint8_t* dst, uint64_t n) {
       std::memcpy(dst, src, n * 4);
       return;
     case DType::F16:
-      for (uint64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_f16(src[i]);
-        std::memcpy(dst + 2 * i, &h, 2);
-      }
-      return;
+      return encode_16bit(src, dst, n, f32_to_f16);
     case DType::BF16:
-      for (uint64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_bf16(src[i]);
-        std::memcpy(dst + 2 * i, &h, 2);
-      }
-      return;
+      return encode_16bit(src, dst, n, f32_to_bf16);
     case DType::Q8_0:
       for (uint64_t b = 0; b < n / kQuantBlock; ++b) {
         const float* x = src + b * kQuantBlock;
