@@ -30,8 +30,12 @@ declare -A max_len=(
 
 data_args=()
 [ -n "${FFN_DATA_DIR:-}" ] && data_args=(-DFFN_DATA_DIR="$FFN_DATA_DIR")
-CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DFFN_FUZZ=ON -DFFN_BUILD_TESTS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo "${data_args[@]}" >/dev/null
+# An existing build dir (scripts/test.sh passes its sanitizer build, which
+# already has FFN_FUZZ=ON) keeps its configuration; a new one is configured.
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DFFN_FUZZ=ON -DFFN_BUILD_TESTS=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "${data_args[@]}" >/dev/null
+fi
 ninja -C "$build" -j "$jobs" fuzz_seeds $(for t in $targets; do echo "fuzz_$t"; done)
 
 # UBSan reports are fatal (libFuzzer then saves the input); leaks are checked.
