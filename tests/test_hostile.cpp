@@ -107,7 +107,7 @@ void check_message(const std::string& msg, const std::string& where,
     check_message(load_error(path, tokenizer), where, {__VA_ARGS__}); \
   } while (0)
 
-void expect_loads(const std::string& path, const std::string& tokenizer = "") {
+void check_loads(const std::string& path, const std::string& tokenizer = "") {
   try {
     LoadedModel m = load_model(path, tokenizer);
     EXPECT_TRUE(m.tokenizer.has_value()) << path;
@@ -262,7 +262,7 @@ class HostileGguf : public ::testing::Test {
   GgufImage img = shipped_gguf_image();
 
   // Writes `img` and expects load_model to fail naming the file and fields.
-  void expect_error(std::initializer_list<std::string> needles) {
+  void check_error(std::initializer_list<std::string> needles) {
     const std::string path = img.write();
     SCOPED_TRACE("loading " + path);
     check_message(load_error(path), path, needles);
@@ -271,13 +271,13 @@ class HostileGguf : public ::testing::Test {
 
 TEST_F(HostileGguf, BaselineImageLoads) {
   // The re-encoded baseline must load, or every case below proves nothing.
-  expect_loads(img.write());
+  check_loads(img.write());
 }
 
 TEST_F(HostileGguf, BadMagic) {
   img.magic = 0x46554746;  // "FGUF"
   // Not GGUF and not a plausible llama2.c header either (dim > 2^20).
-  expect_error({"format", "unknown magic"});
+  check_error({"format", "unknown magic"});
   // Via GgufFile directly the magic itself is named.
   GgufImage other = shipped_gguf_image();
   other.magic = 0x47475546;  // "FUGG" (byte-swapped)
@@ -293,24 +293,24 @@ TEST_F(HostileGguf, BadMagic) {
 TEST_F(HostileGguf, BadVersion) {
   for (uint32_t v : {0u, 1u, 4u, 0x03000000u}) {
     img.version = v;
-    expect_error({"version", "2 or 3", std::to_string(v)});
+    check_error({"version", "2 or 3", std::to_string(v)});
   }
 }
 
 TEST_F(HostileGguf, AbsurdTensorCount) {
   img.tensor_count = 1ull << 60;
-  expect_error({"tensor_count", std::to_string(1ull << 60)});
+  check_error({"tensor_count", std::to_string(1ull << 60)});
 }
 
 TEST_F(HostileGguf, AbsurdMetadataCount) {
   img.kv_count = ~0ull;
-  expect_error({"metadata_kv_count"});
+  check_error({"metadata_kv_count"});
 }
 
 TEST_F(HostileGguf, TensorCountLargerThanListed) {
   // Plausible count, but the infos run out: the reader hits the end of file.
   img.tensor_count = img.tensors.size() + 1;
-  expect_error({"tensor[48]"});  // its name is read from the padding: empty
+  check_error({"tensor[48]"});  // its name is read from the padding: empty
 }
 
 TEST_F(HostileGguf, KeyLengthPastEndOfFile) {
@@ -332,7 +332,7 @@ TEST_F(HostileGguf, StringValueLengthAbsurd) {
   const uint64_t rss = peak_rss();
   for (uint64_t len : {1ull << 62, 1ull << 31, 3ull << 20}) {
     img.set("general.name", {8, le<uint64_t>(len) + "llama"});
-    expect_error({"general.name", "string length", std::to_string(len)});
+    check_error({"general.name", "string length", std::to_string(len)});
   }
   EXPECT_LT(peak_rss() - rss, 256ull << 20) << "a length was allocated before it was checked";
 }
@@ -341,11 +341,11 @@ TEST_F(HostileGguf, ArrayCountAbsurd) {
   const uint64_t rss = peak_rss();
   for (uint64_t count : {~0ull, 1ull << 61, 1ull << 32, 1000000ull}) {
     img.set("tokenizer.ggml.tokens", with_count("tokenizer.ggml.tokens", count));
-    expect_error({"tokenizer.ggml.tokens", "array count", std::to_string(count)});
+    check_error({"tokenizer.ggml.tokens", "array count", std::to_string(count)});
   }
   img = shipped_gguf_image();
   img.set("tokenizer.ggml.scores", with_count("tokenizer.ggml.scores", 1ull << 62));
-  expect_error({"tokenizer.ggml.scores", "array count"});
+  check_error({"tokenizer.ggml.scores", "array count"});
   EXPECT_LT(peak_rss() - rss, 256ull << 20) << "a count was allocated before it was checked";
 }
 
@@ -357,7 +357,7 @@ TEST_F(HostileGguf, ArraysCostingGigabytes) {
   const uint64_t n = 2'200'000;
   img.set("general.blob1", {9, le<uint32_t>(0) + le<uint64_t>(n) + std::string(n, '\0')});
   img.set("general.blob2", {9, le<uint32_t>(0) + le<uint64_t>(n) + std::string(n, '\0')});
-  expect_error({"general.blob2", "at most 4194304 array elements", "found 2200000 more"});
+  check_error({"general.blob2", "at most 4194304 array elements", "found 2200000 more"});
   EXPECT_LT(peak_rss() - rss, 512ull << 20) << "metadata arrays took too much memory";
 }
 
@@ -366,19 +366,19 @@ TEST_F(HostileGguf, ArrayElementStringPastEndOfFile) {
   RawValue r = raw(*shipped_gguf().find("tokenizer.ggml.tokens"));
   patch<uint64_t>(r.payload, 12, 1ull << 35);  // the first element's length
   img.set("tokenizer.ggml.tokens", r);
-  expect_error({"tokenizer.ggml.tokens", "string length", std::to_string(1ull << 35)});
+  check_error({"tokenizer.ggml.tokens", "string length", std::to_string(1ull << 35)});
 }
 
 TEST_F(HostileGguf, UnknownValueType) {
   img.set("general.name", {13, le<uint32_t>(0)});
-  expect_error({"general.name", "value type", "13"});
+  check_error({"general.name", "value type", "13"});
   img.set("general.name", {0xffffffffu, ""});
-  expect_error({"general.name", "value type", "4294967295"});
+  check_error({"general.name", "value type", "4294967295"});
 }
 
 TEST_F(HostileGguf, UnknownArrayElementType) {
   img.set("general.tags", {9, le<uint32_t>(99) + le<uint64_t>(1) + "x"});
-  expect_error({"general.tags", "array element type", "99"});
+  check_error({"general.tags", "array element type", "99"});
 }
 
 TEST_F(HostileGguf, ArraysNestedTooDeep) {
@@ -386,91 +386,91 @@ TEST_F(HostileGguf, ArraysNestedTooDeep) {
   for (int d = 0; d < 6; ++d) payload += le<uint32_t>(9) + le<uint64_t>(1);
   payload += le<uint32_t>(4) + le<uint64_t>(0);
   img.set("general.tags", {9, payload});
-  expect_error({"general.tags", "nested"});
+  check_error({"general.tags", "nested"});
 }
 
 TEST_F(HostileGguf, BoolOutOfRange) {
   img.set("tokenizer.ggml.add_bos_token", {7, le<uint8_t>(2)});
-  expect_error({"tokenizer.ggml.add_bos_token", "bool 0 or 1", "found 2"});
+  check_error({"tokenizer.ggml.add_bos_token", "bool 0 or 1", "found 2"});
 }
 
 TEST_F(HostileGguf, DuplicateMetadataKey) {
   img.kv.emplace_back("llama.block_count", u32(5));
-  expect_error({"llama.block_count", "unique metadata key", "duplicate"});
+  check_error({"llama.block_count", "unique metadata key", "duplicate"});
 }
 
 TEST_F(HostileGguf, TooManyDims) {
   img.tensor("blk.0.attn_q.weight").ne = {64, 64, 1, 1, 1};
-  expect_error({"tensor 'blk.0.attn_q.weight' n_dims", "1..4", "found 5"});
+  check_error({"tensor 'blk.0.attn_q.weight' n_dims", "1..4", "found 5"});
   img.tensor("blk.0.attn_q.weight").ne.assign(1000, 1);
-  expect_error({"tensor 'blk.0.attn_q.weight' n_dims", "found 1000"});
+  check_error({"tensor 'blk.0.attn_q.weight' n_dims", "found 1000"});
 }
 
 TEST_F(HostileGguf, ZeroDims) {
   img.tensor("output_norm.weight").ne = {};
-  expect_error({"tensor 'output_norm.weight' n_dims", "found 0"});
+  check_error({"tensor 'output_norm.weight' n_dims", "found 0"});
   img.tensor("output_norm.weight").ne = {64, 0};
-  expect_error({"tensor 'output_norm.weight' dim 1", "> 0"});
+  check_error({"tensor 'output_norm.weight' dim 1", "> 0"});
 }
 
 TEST_F(HostileGguf, DimensionProductOverflows64Bits) {
   img.tensor("token_embd.weight").ne = {1ull << 32, 1ull << 32, 16};
-  expect_error({"tensor 'token_embd.weight' shape", "overflow"});
+  check_error({"tensor 'token_embd.weight' shape", "overflow"});
   img.tensor("token_embd.weight").ne = {~0ull, ~0ull};
-  expect_error({"tensor 'token_embd.weight' shape", "overflow"});
+  check_error({"tensor 'token_embd.weight' shape", "overflow"});
   // Below 2^64 but absurd (2^51 elements).
   img.tensor("token_embd.weight").ne = {1ull << 26, 1ull << 25};
-  expect_error({"tensor 'token_embd.weight' shape", "2^50"});
+  check_error({"tensor 'token_embd.weight' shape", "2^50"});
 }
 
 TEST_F(HostileGguf, UnknownDtype) {
   for (uint32_t t : {3u /*Q4_1*/, 12u /*Q4_K*/, 39u, 0xffffffffu}) {
     img.tensor("blk.1.ffn_up.weight").type = t;
-    expect_error({"tensor 'blk.1.ffn_up.weight' type", "ggml type " + std::to_string(t)});
+    check_error({"tensor 'blk.1.ffn_up.weight' type", "ggml type " + std::to_string(t)});
   }
 }
 
 TEST_F(HostileGguf, QuantizedRowNotWholeBlocks) {
   img.tensor("blk.1.ffn_down.weight").type = 8;  // Q8_0, dim 0 = 172 is not a multiple of 32
-  expect_error({"tensor 'blk.1.ffn_down.weight' dim 0", "multiple of 32", "172"});
+  check_error({"tensor 'blk.1.ffn_down.weight' dim 0", "multiple of 32", "172"});
 }
 
 TEST_F(HostileGguf, TensorOffsetPastEndOfFile) {
   img.tensor("blk.3.attn_k.weight").offset = 1ull << 40;
-  expect_error({"tensor 'blk.3.attn_k.weight' data", "past end of file"});
+  check_error({"tensor 'blk.3.attn_k.weight' data", "past end of file"});
   img.tensor("blk.3.attn_k.weight").offset = ~0ull - 31;  // offset + size overflows
-  expect_error({"tensor 'blk.3.attn_k.weight' data", "past end of file"});
+  check_error({"tensor 'blk.3.attn_k.weight' data", "past end of file"});
   img.tensor("blk.3.attn_k.weight").offset = img.data.size();
-  expect_error({"tensor 'blk.3.attn_k.weight' data", "past end of file"});
+  check_error({"tensor 'blk.3.attn_k.weight' data", "past end of file"});
 }
 
 TEST_F(HostileGguf, TensorSizePastEndOfFile) {
   GgufTensorSpec& t = img.tensor("blk.4.ffn_norm.weight");  // the last tensor
   t.ne = {64, 1000};
-  expect_error({"tensor 'blk.4.ffn_norm.weight' data", "256000 bytes", "past end of file"});
+  check_error({"tensor 'blk.4.ffn_norm.weight' data", "256000 bytes", "past end of file"});
 }
 
 TEST_F(HostileGguf, TensorOffsetMisaligned) {
   img.tensor("blk.0.attn_v.weight").offset += 4;
-  expect_error({"tensor 'blk.0.attn_v.weight' offset", "multiple of 32"});
+  check_error({"tensor 'blk.0.attn_v.weight' offset", "multiple of 32"});
 }
 
 TEST_F(HostileGguf, BadAlignment) {
   for (uint32_t a : {0u, 3u, 48u, 1u << 20}) {
     img.set("general.alignment", u32(a));
-    expect_error({"general.alignment", "power of two", std::to_string(a)});
+    check_error({"general.alignment", "power of two", std::to_string(a)});
   }
   img.set("general.alignment", str("32"));
-  expect_error({"general.alignment", "u32", "string"});
+  check_error({"general.alignment", "u32", "string"});
   // Legal but larger than the offsets were written for.
   img.set("general.alignment", u32(65536));
-  expect_error({"offset", "multiple of 65536"});
+  check_error({"offset", "multiple of 65536"});
 }
 
 TEST_F(HostileGguf, DuplicateTensorName) {
   GgufTensorSpec dup = img.tensor("blk.2.attn_q.weight");
   img.tensors.push_back(dup);
-  expect_error({"tensor 'blk.2.attn_q.weight'", "unique tensor name", "duplicate"});
+  check_error({"tensor 'blk.2.attn_q.weight'", "unique tensor name", "duplicate"});
 }
 
 TEST_F(HostileGguf, MissingRequiredTensors) {
@@ -478,22 +478,22 @@ TEST_F(HostileGguf, MissingRequiredTensors) {
                            "blk.2.attn_q.weight", "blk.4.ffn_down.weight", "blk.3.ffn_norm.weight"}) {
     img = shipped_gguf_image();
     img.erase_tensor(name);
-    expect_error({"tensor '" + std::string(name) + "'", "present", "missing"});
+    check_error({"tensor '" + std::string(name) + "'", "present", "missing"});
   }
   // The vocabulary size comes from the embedding unless llama.vocab_size says it.
   img = shipped_gguf_image();
   img.erase_tensor("token_embd.weight");
-  expect_error({"vocab_size", "found 0"});
+  check_error({"vocab_size", "found 0"});
   img.set("llama.vocab_size", u32(512));
-  expect_error({"tensor 'token_embd.weight'", "present", "missing"});
+  check_error({"tensor 'token_embd.weight'", "present", "missing"});
 }
 
 TEST_F(HostileGguf, TensorShapeInconsistentWithConfig) {
   img.tensor("blk.0.ffn_gate.weight").ne = {172, 64};  // transposed
-  expect_error({"tensor 'blk.0.ffn_gate.weight' shape", "[172, 64]", "[64, 172]"});
+  check_error({"tensor 'blk.0.ffn_gate.weight' shape", "[172, 64]", "[64, 172]"});
   img = shipped_gguf_image();
   img.tensor("output.weight").ne = {64, 256};
-  expect_error({"tensor 'output.weight' shape", "[512, 64]", "[256, 64]"});
+  check_error({"tensor 'output.weight' shape", "[512, 64]", "[256, 64]"});
 }
 
 TEST_F(HostileGguf, MissingRequiredKeys) {
@@ -502,46 +502,46 @@ TEST_F(HostileGguf, MissingRequiredKeys) {
                           "llama.feed_forward_length", "llama.attention.layer_norm_rms_epsilon"}) {
     img = shipped_gguf_image();
     img.erase(key);
-    expect_error({key, "a metadata key", "none"});
+    check_error({key, "a metadata key", "none"});
   }
 }
 
 TEST_F(HostileGguf, UnsupportedArchitecture) {
   img.set("general.architecture", str("gpt2"));
-  expect_error({"general.architecture", "\"llama\"", "\"gpt2\""});
+  check_error({"general.architecture", "\"llama\"", "\"gpt2\""});
 }
 
 TEST_F(HostileGguf, BlockCountZeroHugeOrInconsistent) {
   img.set("llama.block_count", u32(0));
-  expect_error({"block_count", "1..1024", "found 0"});
+  check_error({"block_count", "1..1024", "found 0"});
   img.set("llama.block_count", u64(1ull << 40));
-  expect_error({"block_count", std::to_string(1ull << 40)});
+  check_error({"block_count", std::to_string(1ull << 40)});
   img.set("llama.block_count", u32(6));  // one more than the file holds
-  expect_error({"tensor 'blk.5.attn_norm.weight'", "missing"});
+  check_error({"tensor 'blk.5.attn_norm.weight'", "missing"});
   img.set("llama.block_count", u32(4));  // fewer: blk.4.* would be ignored
-  expect_error({"block_count", "blk.4."});
+  check_error({"block_count", "blk.4."});
 }
 
 TEST_F(HostileGguf, HeadCountZeroHugeOrInconsistent) {
   img.set("llama.attention.head_count", u32(0));
-  expect_error({"attention.head_count", "found 0"});
+  check_error({"attention.head_count", "found 0"});
   img.set("llama.attention.head_count", u32(0xffffffffu));
-  expect_error({"attention.head_count", "4294967295"});
+  check_error({"attention.head_count", "4294967295"});
   img.set("llama.attention.head_count", u32(6));  // not a divisor of dim 64
-  expect_error({"attention.head_count", "divisor of dim 64", "found 6"});
+  check_error({"attention.head_count", "divisor of dim 64", "found 6"});
   img.set("llama.attention.head_count", u32(4));  // head_dim 16: attn_k should be [64, 64]
-  expect_error({"tensor 'blk.0.attn_k.weight' shape", "[64, 64]", "[32, 64]"});
+  check_error({"tensor 'blk.0.attn_k.weight' shape", "[64, 64]", "[32, 64]"});
 }
 
 TEST_F(HostileGguf, KvHeadCountZeroHugeOrInconsistent) {
   img.set("llama.attention.head_count_kv", u32(0));
-  expect_error({"attention.head_count_kv", "found 0"});
+  check_error({"attention.head_count_kv", "found 0"});
   img.set("llama.attention.head_count_kv", u32(16));
-  expect_error({"attention.head_count_kv", "1..8", "found 16"});
+  check_error({"attention.head_count_kv", "1..8", "found 16"});
   img.set("llama.attention.head_count_kv", u32(3));
-  expect_error({"attention.head_count_kv", "divisor of head_count 8"});
+  check_error({"attention.head_count_kv", "divisor of head_count 8"});
   img.set("llama.attention.head_count_kv", u32(8));  // attn_k should be [64, 64]
-  expect_error({"tensor 'blk.0.attn_k.weight' shape", "[64, 64]", "[32, 64]"});
+  check_error({"tensor 'blk.0.attn_k.weight' shape", "[64, 64]", "[32, 64]"});
 }
 
 TEST_F(HostileGguf, OtherHyperParametersOutOfRange) {
@@ -575,62 +575,62 @@ TEST_F(HostileGguf, OtherHyperParametersOutOfRange) {
     img.set(c.key, c.value);
     const std::string key = std::string(c.key).substr(6);  // without "llama."
     if (std::string(c.found).rfind("tensor", 0) == 0)
-      expect_error({c.found});
+      check_error({c.found});
     else
-      expect_error({key, c.found});
+      check_error({key, c.found});
   }
 }
 
 TEST_F(HostileGguf, MetadataOfUnexpectedType) {
   img.set("llama.block_count", str("5"));
-  expect_error({"llama.block_count", "an integer", "string"});
+  check_error({"llama.block_count", "an integer", "string"});
   img = shipped_gguf_image();
   img.set("llama.attention.head_count", i32(-8));
-  expect_error({"llama.attention.head_count", "non-negative", "-8"});
+  check_error({"llama.attention.head_count", "non-negative", "-8"});
   img = shipped_gguf_image();
   img.set("llama.attention.layer_norm_rms_epsilon", u32(1));
-  expect_error({"llama.attention.layer_norm_rms_epsilon", "f32 or f64", "u32"});
+  check_error({"llama.attention.layer_norm_rms_epsilon", "f32 or f64", "u32"});
   img = shipped_gguf_image();
   img.set("tokenizer.ggml.model", u32(1));
-  expect_error({"tokenizer.ggml.model", "string", "u32"});
+  check_error({"tokenizer.ggml.model", "string", "u32"});
   img = shipped_gguf_image();
   img.set("tokenizer.ggml.add_bos_token", u32(1));
-  expect_error({"tokenizer.ggml.add_bos_token", "bool", "u32"});
+  check_error({"tokenizer.ggml.add_bos_token", "bool", "u32"});
 }
 
 TEST_F(HostileGguf, MetadataArrayOfUnexpectedElementType) {
   // Same count, other element type: the reader expects strings, f32, i32.
   std::vector<GgufValue> ints(512, GgufValue::of_u32(1));
   img.set("tokenizer.ggml.tokens", raw(GgufValue::of_array(GgufType::U32, ints)));
-  expect_error({"tokenizer.ggml.tokens", "array of string", "array of u32"});
+  check_error({"tokenizer.ggml.tokens", "array of string", "array of u32"});
   img = shipped_gguf_image();
   std::vector<GgufValue> i32s(512, GgufValue::of_i32(0));
   img.set("tokenizer.ggml.scores", raw(GgufValue::of_array(GgufType::I32, i32s)));
-  expect_error({"tokenizer.ggml.scores", "array of f32", "array of i32"});
+  check_error({"tokenizer.ggml.scores", "array of f32", "array of i32"});
   img = shipped_gguf_image();
   img.set("tokenizer.ggml.token_type", raw(GgufValue::of_array(GgufType::U32, ints)));
-  expect_error({"tokenizer.ggml.token_type", "array of i32", "array of u32"});
+  check_error({"tokenizer.ggml.token_type", "array of i32", "array of u32"});
   img = shipped_gguf_image();
   img.set("tokenizer.ggml.tokens", str("<unk>"));
-  expect_error({"tokenizer.ggml.tokens", "array", "string"});
+  check_error({"tokenizer.ggml.tokens", "array", "string"});
   img = shipped_gguf_image();
   img.set("tokenizer.ggml.merges", raw(GgufValue::of_array(GgufType::U32, ints)));
-  expect_error({"tokenizer.ggml.merges", "array of string", "array of u32"});
+  check_error({"tokenizer.ggml.merges", "array of string", "array of u32"});
 }
 
 TEST_F(HostileGguf, TokenizerArraysOfWrongLength) {
   GgufValue scores = *shipped_gguf().find("tokenizer.ggml.scores");
   scores.array.pop_back();
   img.set("tokenizer.ggml.scores", raw(scores));
-  expect_error({"tokenizer.ggml.scores", "512 scores", "found 511"});
+  check_error({"tokenizer.ggml.scores", "512 scores", "found 511"});
   img = shipped_gguf_image();
   GgufValue types = *shipped_gguf().find("tokenizer.ggml.token_type");
   types.array.push_back(GgufValue::of_i32(1));
   img.set("tokenizer.ggml.token_type", raw(types));
-  expect_error({"tokenizer.ggml.token_type", "512 types", "found 513"});
+  check_error({"tokenizer.ggml.token_type", "512 types", "found 513"});
   img = shipped_gguf_image();
   img.set("tokenizer.ggml.tokens", raw(GgufValue::of_array(GgufType::STRING, {})));
-  expect_error({"tokenizer.ggml.tokens", "at least one token"});
+  check_error({"tokenizer.ggml.tokens", "at least one token"});
 }
 
 TEST_F(HostileGguf, TokenizerVocabularyDiffersFromModel) {
@@ -641,47 +641,47 @@ TEST_F(HostileGguf, TokenizerVocabularyDiffersFromModel) {
     v.array.pop_back();
     img.set(key, raw(v));
   }
-  expect_error({"vocabulary size", "512 (the model's)", "found 511"});
+  check_error({"vocabulary size", "512 (the model's)", "found 511"});
 }
 
 TEST_F(HostileGguf, TokenTypeOutOfRange) {
   img.set("tokenizer.ggml.token_type", with_element("tokenizer.ggml.token_type", 7, GgufValue::of_i32(7)));
-  expect_error({"tokenizer.ggml.token_type[7]", "1..6", "found 7"});
+  check_error({"tokenizer.ggml.token_type[7]", "1..6", "found 7"});
   img.set("tokenizer.ggml.token_type", with_element("tokenizer.ggml.token_type", 9, GgufValue::of_i32(-1)));
-  expect_error({"tokenizer.ggml.token_type[9]", "found -1"});
+  check_error({"tokenizer.ggml.token_type[9]", "found -1"});
 }
 
 TEST_F(HostileGguf, MalformedByteTokens) {
   // Token 3 is "<0x00>" with type 6 (byte) in the shipped file.
   for (const char* piece : {"<0x-1>", "<0xZZ>", "<0x4>", "<0x100>", "<0xg0>", ""}) {
     img.set("tokenizer.ggml.tokens", with_element("tokenizer.ggml.tokens", 3, GgufValue::of_string(piece)));
-    expect_error({"token 3 (a byte token)", "two hex digits", "\"" + std::string(piece) + "\""});
+    check_error({"token 3 (a byte token)", "two hex digits", "\"" + std::string(piece) + "\""});
   }
 }
 
 TEST_F(HostileGguf, SpecialTokenIdsOutOfRange) {
   img.set("tokenizer.ggml.bos_token_id", u32(512));
-  expect_error({"tokenizer.ggml.bos_token_id", "token id < 512", "found 512"});
+  check_error({"tokenizer.ggml.bos_token_id", "token id < 512", "found 512"});
   img = shipped_gguf_image();
   img.set("tokenizer.ggml.eos_token_id", u64(~0ull));
-  expect_error({"tokenizer.ggml.eos_token_id", "token id < 512"});
+  check_error({"tokenizer.ggml.eos_token_id", "token id < 512"});
   img = shipped_gguf_image();
   img.set("tokenizer.ggml.unknown_token_id", i32(-1));
-  expect_error({"tokenizer.ggml.unknown_token_id", "non-negative"});
+  check_error({"tokenizer.ggml.unknown_token_id", "non-negative"});
 }
 
 TEST_F(HostileGguf, UnsupportedTokenizerModel) {
   img.set("tokenizer.ggml.model", str("gpt2"));
-  expect_error({"tokenizer.ggml.model", "\"gpt2\""});
+  check_error({"tokenizer.ggml.model", "\"gpt2\""});
   img = shipped_gguf_image();
   img.erase("tokenizer.ggml.tokens");
-  expect_error({"tokenizer.ggml.tokens", "none"});
+  check_error({"tokenizer.ggml.tokens", "none"});
 }
 
 TEST_F(HostileGguf, MalformedMerges) {
   img.set("tokenizer.ggml.merges",
           raw(GgufValue::of_array(GgufType::STRING, {GgufValue::of_string("a b"), GgufValue::of_string("ab")})));
-  expect_error({"tokenizer merges[1]", "\"left right\"", "\"ab\""});
+  check_error({"tokenizer merges[1]", "\"left right\"", "\"ab\""});
 }
 
 TEST_F(HostileGguf, TokenizerFileWithoutTokenizer) {
@@ -706,30 +706,30 @@ class HostileLlama2c : public ::testing::Test {
   // Header fields: legacy offsets 0,4,..,24; v1 offsets 8,12,..,32.
   enum Field { kDim, kHidden, kLayers, kHeads, kKvHeads, kVocab, kSeqLen };
 
-  void expect_error(const std::string& bytes, std::initializer_list<std::string> needles,
+  void check_error(const std::string& bytes, std::initializer_list<std::string> needles,
                     const std::string& tokenizer = tok512()) {
     const std::string path = temp_dir() + "/model.bin";
     write_file(path, bytes);
     SCOPED_TRACE("loading " + path);
     check_message(load_error(path, tokenizer), path, needles);
   }
-  void expect_legacy_error(Field f, int32_t v, std::initializer_list<std::string> needles) {
+  void check_legacy_error(Field f, int32_t v, std::initializer_list<std::string> needles) {
     std::string b = legacy;
     patch<int32_t>(b, 4 * f, v);
     SCOPED_TRACE("legacy field " + std::to_string(f) + " = " + std::to_string(v));
-    expect_error(b, needles);
+    check_error(b, needles);
   }
-  void expect_v1_error(Field f, int32_t v, std::initializer_list<std::string> needles) {
+  void check_v1_error(Field f, int32_t v, std::initializer_list<std::string> needles) {
     std::string b = v1;
     patch<int32_t>(b, 8 + 4 * f, v);
     SCOPED_TRACE("v1 field " + std::to_string(f) + " = " + std::to_string(v));
-    expect_error(b, needles);
+    check_error(b, needles);
   }
 };
 
 TEST_F(HostileLlama2c, BaselinesLoad) {
-  expect_loads(model_path("stories260K.bin"), tok512());
-  expect_loads(data_path("models/stories260K_v1.bin"), tok512());
+  check_loads(model_path("stories260K.bin"), tok512());
+  check_loads(data_path("models/stories260K_v1.bin"), tok512());
 }
 
 TEST_F(HostileLlama2c, LegacyDimNotAHeader) {
@@ -737,87 +737,87 @@ TEST_F(HostileLlama2c, LegacyDimNotAHeader) {
   for (int32_t dim : {0, -64, 1 << 21, std::numeric_limits<int32_t>::min()}) {
     std::string b = legacy;
     patch<int32_t>(b, 0, dim);
-    expect_error(b, {"format", "unknown magic"});
+    check_error(b, {"format", "unknown magic"});
   }
 }
 
 TEST_F(HostileLlama2c, LegacyHeaderOutOfRange) {
   const int32_t kMin = std::numeric_limits<int32_t>::min(), kMax = std::numeric_limits<int32_t>::max();
-  expect_legacy_error(kHidden, 0, {"hidden_dim", "found 0"});
-  expect_legacy_error(kHidden, -1, {"hidden_dim", "found -1"});
-  expect_legacy_error(kHidden, kMax, {"hidden_dim", std::to_string(kMax)});
-  expect_legacy_error(kLayers, 0, {"n_layers", "1..4096", "found 0"});
-  expect_legacy_error(kLayers, kMin, {"n_layers", std::to_string(kMin)});
-  expect_legacy_error(kLayers, 100000, {"n_layers", "found 100000"});
-  expect_legacy_error(kHeads, 0, {"n_heads", "found 0"});
-  expect_legacy_error(kHeads, 65, {"n_heads", "1..64", "found 65"});
-  expect_legacy_error(kHeads, 7, {"n_heads", "divisor of dim 64"});
-  expect_legacy_error(kHeads, 64, {"n_heads", "even"});  // head size 1
-  expect_legacy_error(kKvHeads, 0, {"n_kv_heads", "found 0"});
-  expect_legacy_error(kKvHeads, 16, {"n_kv_heads", "1..8"});
-  expect_legacy_error(kKvHeads, 3, {"n_kv_heads", "divisor of n_heads 8"});
-  expect_legacy_error(kVocab, 0, {"vocab_size", "found 0"});
-  expect_legacy_error(kVocab, 1 << 23, {"vocab_size", std::to_string(1 << 23)});
-  expect_legacy_error(kVocab, kMin, {"vocab_size", "2147483648"});  // |INT32_MIN| (used to be UB)
-  expect_legacy_error(kVocab, kMax, {"vocab_size", std::to_string(kMax)});
-  expect_legacy_error(kSeqLen, 0, {"seq_len", "found 0"});
-  expect_legacy_error(kSeqLen, -5, {"seq_len", "found -5"});
-  expect_legacy_error(kSeqLen, kMax, {"seq_len", std::to_string(kMax)});
+  check_legacy_error(kHidden, 0, {"hidden_dim", "found 0"});
+  check_legacy_error(kHidden, -1, {"hidden_dim", "found -1"});
+  check_legacy_error(kHidden, kMax, {"hidden_dim", std::to_string(kMax)});
+  check_legacy_error(kLayers, 0, {"n_layers", "1..4096", "found 0"});
+  check_legacy_error(kLayers, kMin, {"n_layers", std::to_string(kMin)});
+  check_legacy_error(kLayers, 100000, {"n_layers", "found 100000"});
+  check_legacy_error(kHeads, 0, {"n_heads", "found 0"});
+  check_legacy_error(kHeads, 65, {"n_heads", "1..64", "found 65"});
+  check_legacy_error(kHeads, 7, {"n_heads", "divisor of dim 64"});
+  check_legacy_error(kHeads, 64, {"n_heads", "even"});  // head size 1
+  check_legacy_error(kKvHeads, 0, {"n_kv_heads", "found 0"});
+  check_legacy_error(kKvHeads, 16, {"n_kv_heads", "1..8"});
+  check_legacy_error(kKvHeads, 3, {"n_kv_heads", "divisor of n_heads 8"});
+  check_legacy_error(kVocab, 0, {"vocab_size", "found 0"});
+  check_legacy_error(kVocab, 1 << 23, {"vocab_size", std::to_string(1 << 23)});
+  check_legacy_error(kVocab, kMin, {"vocab_size", "2147483648"});  // |INT32_MIN| (used to be UB)
+  check_legacy_error(kVocab, kMax, {"vocab_size", std::to_string(kMax)});
+  check_legacy_error(kSeqLen, 0, {"seq_len", "found 0"});
+  check_legacy_error(kSeqLen, -5, {"seq_len", "found -5"});
+  check_legacy_error(kSeqLen, kMax, {"seq_len", std::to_string(kMax)});
 }
 
 TEST_F(HostileLlama2c, LegacyHeaderInconsistentWithWeights) {
   // Too many layers: the weights run out.
-  expect_legacy_error(kLayers, 6, {"blk.", "truncated, or header does not match the weights"});
-  expect_legacy_error(kLayers, 4096, {"blk.", "truncated, or header does not match the weights"});
-  expect_legacy_error(kHidden, 1 << 22, {"blk.0.ffn_gate.weight", "truncated, or header does not match"});
-  expect_legacy_error(kSeqLen, 1 << 20, {"freq_cis tables", "truncated, or header does not match"});
+  check_legacy_error(kLayers, 6, {"blk.", "truncated, or header does not match the weights"});
+  check_legacy_error(kLayers, 4096, {"blk.", "truncated, or header does not match the weights"});
+  check_legacy_error(kHidden, 1 << 22, {"blk.0.ffn_gate.weight", "truncated, or header does not match"});
+  check_legacy_error(kSeqLen, 1 << 20, {"freq_cis tables", "truncated, or header does not match"});
   // Negative vocab: an unshared classifier that the file does not hold.
-  expect_legacy_error(kVocab, -512, {"output.weight", "truncated, or header does not match"});
+  check_legacy_error(kVocab, -512, {"output.weight", "truncated, or header does not match"});
   // Too few layers / smaller sizes: the weights would be misread silently.
-  expect_legacy_error(kLayers, 4, {"size", "header does not match the weights"});
-  expect_legacy_error(kSeqLen, 256, {"size", "header does not match the weights"});
-  expect_legacy_error(kHidden, 171, {"size", "header does not match the weights"});
+  check_legacy_error(kLayers, 4, {"size", "header does not match the weights"});
+  check_legacy_error(kSeqLen, 256, {"size", "header does not match the weights"});
+  check_legacy_error(kHidden, 171, {"size", "header does not match the weights"});
   // Extra bytes after a consistent header.
-  expect_error(legacy + std::string(64, '\0'), {"size", "header does not match the weights"});
+  check_error(legacy + std::string(64, '\0'), {"size", "header does not match the weights"});
 }
 
 TEST_F(HostileLlama2c, LegacyVocabSmallerThanWeights) {
   // vocab 256 (shared classifier) read from a file holding 512 rows: the
   // sizes no longer add up.
-  expect_legacy_error(kVocab, 256, {"size", "header does not match the weights"});
+  check_legacy_error(kVocab, 256, {"size", "header does not match the weights"});
 }
 
 TEST_F(HostileLlama2c, V1BadVersionAndFlags) {
   std::string b = v1;
   for (int32_t version : {0, 2, -1, 0x01000000}) {
     patch<int32_t>(b, 4, version);
-    expect_error(b, {"version", std::to_string(version)});
+    check_error(b, {"version", std::to_string(version)});
   }
   b = v1;
   b[36] = 2;
-  expect_error(b, {"shared_classifier", "0 or 1", "found 2"});
+  check_error(b, {"shared_classifier", "0 or 1", "found 2"});
   b[36] = 0;  // unshared: output.weight would follow the weights
-  expect_error(b, {"output.weight", "truncated, or header does not match"});
+  check_error(b, {"output.weight", "truncated, or header does not match"});
   // A header cut before its 256 bytes of padding.
-  expect_error(v1.substr(0, 200), {"header padding", "200"});
+  check_error(v1.substr(0, 200), {"header padding", "200"});
 }
 
 TEST_F(HostileLlama2c, V1HeaderOutOfRangeOrInconsistent) {
   // v1 has a magic, so even dim is reported by name.
-  expect_v1_error(kDim, 0, {"dim", "found 0"});
-  expect_v1_error(kDim, -1, {"dim", "found -1"});
-  expect_v1_error(kDim, 1 << 21, {"dim", std::to_string(1 << 21)});
-  expect_v1_error(kDim, 128, {"truncated, or header does not match"});
-  expect_v1_error(kLayers, 0, {"n_layers", "found 0"});
-  expect_v1_error(kLayers, 4, {"size", "header does not match the weights"});
-  expect_v1_error(kLayers, 6, {"truncated, or header does not match"});
-  expect_v1_error(kHeads, 0, {"n_heads", "found 0"});
-  expect_v1_error(kHeads, 6, {"n_heads", "divisor of dim 64"});
-  expect_v1_error(kKvHeads, 9, {"n_kv_heads", "1..8"});
-  expect_v1_error(kVocab, -512, {"vocab_size", "found -512"});  // v1 has an explicit flag
-  expect_v1_error(kVocab, std::numeric_limits<int32_t>::min(), {"vocab_size"});
-  expect_v1_error(kVocab, 1000, {"truncated, or header does not match"});
-  expect_v1_error(kSeqLen, 0, {"seq_len", "found 0"});
+  check_v1_error(kDim, 0, {"dim", "found 0"});
+  check_v1_error(kDim, -1, {"dim", "found -1"});
+  check_v1_error(kDim, 1 << 21, {"dim", std::to_string(1 << 21)});
+  check_v1_error(kDim, 128, {"truncated, or header does not match"});
+  check_v1_error(kLayers, 0, {"n_layers", "found 0"});
+  check_v1_error(kLayers, 4, {"size", "header does not match the weights"});
+  check_v1_error(kLayers, 6, {"truncated, or header does not match"});
+  check_v1_error(kHeads, 0, {"n_heads", "found 0"});
+  check_v1_error(kHeads, 6, {"n_heads", "divisor of dim 64"});
+  check_v1_error(kKvHeads, 9, {"n_kv_heads", "1..8"});
+  check_v1_error(kVocab, -512, {"vocab_size", "found -512"});  // v1 has an explicit flag
+  check_v1_error(kVocab, std::numeric_limits<int32_t>::min(), {"vocab_size"});
+  check_v1_error(kVocab, 1000, {"truncated, or header does not match"});
+  check_v1_error(kSeqLen, 0, {"seq_len", "found 0"});
 }
 
 // ---------------------------------------------------------------------------
@@ -843,7 +843,7 @@ class HostileTokenizerBin : public ::testing::Test {
     std::memcpy(&len, tok.data() + off + 4, 4);
     return tok.substr(off + 8, static_cast<size_t>(len));
   }
-  void expect_error(const std::string& bytes, std::initializer_list<std::string> needles) {
+  void check_error(const std::string& bytes, std::initializer_list<std::string> needles) {
     const std::string path = temp_dir() + "/tokenizer.bin";
     write_file(path, bytes);
     SCOPED_TRACE("loading tokenizer " + path);
@@ -862,39 +862,39 @@ TEST_F(HostileTokenizerBin, MaxTokenLengthOutOfRange) {
   for (int32_t v : {0, -1, 4097, std::numeric_limits<int32_t>::min()}) {
     std::string b = tok;
     patch<int32_t>(b, 0, v);
-    expect_error(b, {"max_token_length", "1..4096", std::to_string(v)});
+    check_error(b, {"max_token_length", "1..4096", std::to_string(v)});
   }
   std::string b = tok;
   patch<int32_t>(b, 0, 5);  // shorter than the longest piece (7)
-  expect_error(b, {"length", "0..5 (max_token_length)"});
+  check_error(b, {"length", "0..5 (max_token_length)"});
 }
 
 TEST_F(HostileTokenizerBin, TokenLengthNegativeOrPastEnd) {
   std::string b = tok;
   patch<int32_t>(b, token_offset(100) + 4, -1);
-  expect_error(b, {"token 100 length", "found -1"});
+  check_error(b, {"token 100 length", "found -1"});
   patch<int32_t>(b, token_offset(100) + 4, std::numeric_limits<int32_t>::min());
-  expect_error(b, {"token 100 length", "-2147483648"});
+  check_error(b, {"token 100 length", "-2147483648"});
   b = tok;
   patch<int32_t>(b, token_offset(100) + 4, 1000);
-  expect_error(b, {"token 100 length", "found 1000"});
+  check_error(b, {"token 100 length", "found 1000"});
   // Allowed by max_token_length, but past the end of file.
   b = tok;
   patch<int32_t>(b, 0, 4096);
   patch<int32_t>(b, token_offset(511) + 4, 4000);
-  expect_error(b, {"token 511", "4000 bytes", "truncated"});
+  check_error(b, {"token 511", "4000 bytes", "truncated"});
 }
 
 TEST_F(HostileTokenizerBin, MalformedByteTokens) {
   for (const char* bad : {"<0x-1>", "<0xZZ>", "<0x+4>", "<0x4g>"}) {
     std::string b = tok;
     b.replace(token_offset(68) + 8, 6, bad);  // "<0x41>"
-    expect_error(b, {"token 68 (a byte token)", "two hex digits", bad});
+    check_error(b, {"token 68 (a byte token)", "two hex digits", bad});
   }
 }
 
 TEST_F(HostileTokenizerBin, TrailingBytes) {
-  expect_error(tok + "xyz", {"size", "exactly 512 tokens", "3 bytes left"});
+  check_error(tok + "xyz", {"size", "exactly 512 tokens", "3 bytes left"});
 }
 
 TEST_F(HostileTokenizerBin, VocabularyLargerThanFile) {
@@ -938,7 +938,7 @@ class HostileSafetensors : public ::testing::Test {
     edit(j);
     write_file(path, j.dump());
   }
-  void expect_error(const std::string& where, std::initializer_list<std::string> needles) {
+  void check_error(const std::string& where, std::initializer_list<std::string> needles) {
     SCOPED_TRACE("loading " + dir);
     check_message(load_error(dir), where, needles);
   }
@@ -947,62 +947,62 @@ class HostileSafetensors : public ::testing::Test {
 };
 
 TEST_F(HostileSafetensors, BaselineCopyLoads) {
-  expect_loads(dir);
+  check_loads(dir);
   // Re-encoded header (no spaces, other key order) loads too.
   write_header(header());
-  expect_loads(dir);
-  expect_loads(st);  // the .safetensors file itself, config.json beside it
+  check_loads(dir);
+  check_loads(st);  // the .safetensors file itself, config.json beside it
 }
 
 TEST_F(HostileSafetensors, HeaderLengthAbsurdOrPastEnd) {
   const uint64_t rss = peak_rss();
   for (uint64_t n : std::initializer_list<uint64_t>{~0ull, 1ull << 62, 200ull << 20, tensor_data.size() + header_text.size() + 1}) {
     write_file(st, le<uint64_t>(n) + header_text + tensor_data);
-    expect_error(st, {"header length", std::to_string(n)});
+    check_error(st, {"header length", std::to_string(n)});
   }
   EXPECT_LT(peak_rss() - rss, 256ull << 20) << "a length was allocated before it was checked";
 }
 
 TEST_F(HostileSafetensors, HeaderNotJsonObject) {
   write_header_text("{\"lm_head.weight\": {");
-  expect_error(st, {"invalid JSON"});
+  check_error(st, {"invalid JSON"});
   write_header_text("[1, 2, 3]");
-  expect_error(st, {"header", "a JSON object"});
+  check_error(st, {"header", "a JSON object"});
   write_header_text("{\"lm_head.weight\": 5}");
-  expect_error(st, {"tensor 'lm_head.weight'", "a JSON object"});
+  check_error(st, {"tensor 'lm_head.weight'", "a JSON object"});
 }
 
 TEST_F(HostileSafetensors, UnknownDtype) {
   json h = header();
   h["model.norm.weight"]["dtype"] = "F64";
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight' dtype", "F32, F16 or BF16", "F64"});
+  check_error(st, {"tensor 'model.norm.weight' dtype", "F32, F16 or BF16", "F64"});
   h["model.norm.weight"]["dtype"] = 32;
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight'", "dtype"});
+  check_error(st, {"tensor 'model.norm.weight'", "dtype"});
 }
 
 TEST_F(HostileSafetensors, ShapeWithTooManyOrZeroDims) {
   json h = header();
   h["model.norm.weight"]["shape"] = {128, 1, 1, 1, 1};
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight' shape", "1 to 4 dimensions", "found 5"});
+  check_error(st, {"tensor 'model.norm.weight' shape", "1 to 4 dimensions", "found 5"});
   h["model.norm.weight"]["shape"] = json::array();
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight' shape", "found 0"});
+  check_error(st, {"tensor 'model.norm.weight' shape", "found 0"});
   h["model.norm.weight"]["shape"] = {128, 0};
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight' shape", "positive dimensions"});
+  check_error(st, {"tensor 'model.norm.weight' shape", "positive dimensions"});
 }
 
 TEST_F(HostileSafetensors, ShapeProductOverflows) {
   json h = header();
   h["lm_head.weight"]["shape"] = {1ull << 32, 1ull << 32, 4};
   write_header(h);
-  expect_error(st, {"tensor 'lm_head.weight' shape", "below 2^50"});
+  check_error(st, {"tensor 'lm_head.weight' shape", "below 2^50"});
   h["lm_head.weight"]["shape"] = {~0ull, ~0ull};
   write_header(h);
-  expect_error(st, {"tensor 'lm_head.weight' shape", "below 2^50"});
+  check_error(st, {"tensor 'lm_head.weight' shape", "below 2^50"});
 }
 
 TEST_F(HostileSafetensors, ShapeOfWrongJsonType) {
@@ -1012,7 +1012,7 @@ TEST_F(HostileSafetensors, ShapeOfWrongJsonType) {
     json h = header();
     h["lm_head.weight"]["shape"] = bad;
     write_header(h);
-    expect_error(st, {"tensor 'lm_head.weight'", "shape"});
+    check_error(st, {"tensor 'lm_head.weight'", "shape"});
   }
 }
 
@@ -1021,44 +1021,44 @@ TEST_F(HostileSafetensors, DataOffsetsPastEndOrInconsistent) {
   const uint64_t size = tensor_data.size();
   h["model.norm.weight"]["data_offsets"] = {size, size + 512};
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight' data_offsets", "within the " + std::to_string(size)});
+  check_error(st, {"tensor 'model.norm.weight' data_offsets", "within the " + std::to_string(size)});
   h["model.norm.weight"]["data_offsets"] = {~0ull - 10, ~0ull};
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight' data_offsets"});
+  check_error(st, {"tensor 'model.norm.weight' data_offsets"});
   h["model.norm.weight"]["data_offsets"] = {512, 0};
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight' data_offsets"});
+  check_error(st, {"tensor 'model.norm.weight' data_offsets"});
   h["model.norm.weight"]["data_offsets"] = {0, 500};
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight' data_offsets", "512 bytes for shape and dtype", "found 500"});
+  check_error(st, {"tensor 'model.norm.weight' data_offsets", "512 bytes for shape and dtype", "found 500"});
   h["model.norm.weight"]["data_offsets"] = {0};
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight' data_offsets"});
+  check_error(st, {"tensor 'model.norm.weight' data_offsets"});
   h["model.norm.weight"]["data_offsets"] = {-512, 0};
   write_header(h);
-  expect_error(st, {"tensor 'model.norm.weight'", "data_offsets"});
+  check_error(st, {"tensor 'model.norm.weight'", "data_offsets"});
 }
 
 TEST_F(HostileSafetensors, DuplicateTensorName) {
   // JSON parsers keep the last of duplicate keys silently; the loader must not.
   const std::string entry = "\"model.norm.weight\":" + header()["model.norm.weight"].dump();
   write_header_text("{" + entry + "," + header_text.substr(1));
-  expect_error(st, {"model.norm.weight", "duplicate"});
+  check_error(st, {"model.norm.weight", "duplicate"});
 }
 
 TEST_F(HostileSafetensors, MissingRequiredTensors) {
   json h = header();
   h.erase("model.layers.1.mlp.up_proj.weight");
   write_header(h);
-  expect_error(dir, {"tensor 'blk.1.ffn_up.weight'", "missing"});
+  check_error(dir, {"tensor 'blk.1.ffn_up.weight'", "missing"});
   h = header();
   h.erase("model.layers.0.self_attn.q_proj.weight");
   write_header(h);
-  expect_error(dir, {"tensor 'blk.0.attn_q.weight'", "missing"});
+  check_error(dir, {"tensor 'blk.0.attn_q.weight'", "missing"});
   h = header();
   h.erase("lm_head.weight");  // tied: the only copy of the embedding
   write_header(h);
-  expect_error(st, {"tensor 'model.embed_tokens.weight'", "missing"});
+  check_error(st, {"tensor 'model.embed_tokens.weight'", "missing"});
 }
 
 TEST_F(HostileSafetensors, TensorShapeInconsistent) {
@@ -1067,18 +1067,18 @@ TEST_F(HostileSafetensors, TensorShapeInconsistent) {
   h["model.layers.0.self_attn.q_proj.weight"]["data_offsets"][1] =
       h["model.layers.0.self_attn.q_proj.weight"]["data_offsets"][0].get<uint64_t>() + 100 * 128 * 4;
   write_header(h);
-  expect_error(st, {"tensor 'model.layers.0.self_attn.q_proj.weight' shape", "[100, 128]"});
+  check_error(st, {"tensor 'model.layers.0.self_attn.q_proj.weight' shape", "[100, 128]"});
   h = header();
   h["model.layers.1.mlp.down_proj.weight"]["shape"] = {384, 128};  // transposed
   write_header(h);
-  expect_error(dir, {"tensor 'blk.1.ffn_down.weight' shape", "[128, 384]", "[384, 128]"});
+  check_error(dir, {"tensor 'blk.1.ffn_down.weight' shape", "[128, 384]", "[384, 128]"});
 }
 
 TEST_F(HostileSafetensors, ConfigInvalid) {
   write_file(config, "{\"hidden_size\": 128,");
-  expect_error(config, {"invalid JSON"});
+  check_error(config, {"invalid JSON"});
   write_file(config, "[]");
-  expect_error(config, {"architectures", "none"});
+  check_error(config, {"architectures", "none"});
 }
 
 TEST_F(HostileSafetensors, ConfigWrongArchitecture) {
@@ -1086,17 +1086,17 @@ TEST_F(HostileSafetensors, ConfigWrongArchitecture) {
     j["architectures"] = {"GPT2LMHeadModel"};
     j["model_type"] = "gpt2";
   });
-  expect_error(config, {"architectures", "GPT2LMHeadModel"});
+  check_error(config, {"architectures", "GPT2LMHeadModel"});
   edit_json(config, [](json& j) {
     j["architectures"] = {"LlamaForCausalLM"};
     j["hidden_act"] = "gelu";
   });
-  expect_error(config, {"hidden_act", "\"gelu\""});
+  check_error(config, {"hidden_act", "\"gelu\""});
   edit_json(config, [](json& j) {
     j["hidden_act"] = "silu";
     j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
   });
-  expect_error(config, {"rope_scaling"});
+  check_error(config, {"rope_scaling"});
 }
 
 TEST_F(HostileSafetensors, ConfigFieldsMissingOrOfWrongType) {
@@ -1105,133 +1105,133 @@ TEST_F(HostileSafetensors, ConfigFieldsMissingOrOfWrongType) {
     SCOPED_TRACE(key);
     SetUp();
     edit_json(config, [&](json& j) { j.erase(key); });
-    expect_error(config, {key, "a JSON field", "none"});
+    check_error(config, {key, "a JSON field", "none"});
     for (const json& bad : {json("128"), json(-128), json(1e300), json(12.5), json(true), json::array()}) {
       edit_json(config, [&](json& j) { j[key] = bad; });
-      expect_error(config, {key, "a value of the right type", bad.dump()});
+      check_error(config, {key, "a value of the right type", bad.dump()});
     }
   }
   SetUp();
   edit_json(config, [](json& j) { j["tie_word_embeddings"] = 1; });
-  expect_error(config, {"tie_word_embeddings"});
+  check_error(config, {"tie_word_embeddings"});
   edit_json(config, [](json& j) {
     j["tie_word_embeddings"] = true;
     j["rms_norm_eps"] = "small";
   });
-  expect_error(config, {"rms_norm_eps"});
+  check_error(config, {"rms_norm_eps"});
   edit_json(config, [](json& j) {
     j["rms_norm_eps"] = 1e-6;
     j["bos_token_id"] = 1ull << 40;  // does not fit an int32 token id
   });
-  expect_error(config, {"bos_token_id"});
+  check_error(config, {"bos_token_id"});
 }
 
 TEST_F(HostileSafetensors, ConfigBlockCountZeroHugeOrInconsistent) {
   edit_json(config, [](json& j) { j["num_hidden_layers"] = 0; });
-  expect_error(config, {"num_hidden_layers", "found 0"});
+  check_error(config, {"num_hidden_layers", "found 0"});
   // Huge: must fail at once, not loop over 10^18 layer names.
   edit_json(config, [](json& j) { j["num_hidden_layers"] = 1000000000000000000ull; });
-  expect_error(config, {"num_hidden_layers", "1000000000000000000"});
+  check_error(config, {"num_hidden_layers", "1000000000000000000"});
   edit_json(config, [](json& j) { j["num_hidden_layers"] = 3; });
-  expect_error(dir, {"tensor 'blk.2.attn_norm.weight'", "missing"});
+  check_error(dir, {"tensor 'blk.2.attn_norm.weight'", "missing"});
   edit_json(config, [](json& j) { j["num_hidden_layers"] = 1; });  // layer 1 would be ignored
-  expect_error(config, {"num_hidden_layers", "model.layers.1."});
+  check_error(config, {"num_hidden_layers", "model.layers.1."});
 }
 
 TEST_F(HostileSafetensors, ConfigHeadCountsZeroHugeOrInconsistent) {
   edit_json(config, [](json& j) { j["num_attention_heads"] = 0; });
-  expect_error(config, {"num_attention_heads", "divisor of hidden_size 128", "found 0"});
+  check_error(config, {"num_attention_heads", "divisor of hidden_size 128", "found 0"});
   edit_json(config, [](json& j) { j["num_attention_heads"] = 1ull << 40; });
-  expect_error(config, {"num_attention_heads", "divisor of hidden_size 128"});
+  check_error(config, {"num_attention_heads", "divisor of hidden_size 128"});
   edit_json(config, [](json& j) { j["num_attention_heads"] = 7; });
-  expect_error(config, {"num_attention_heads", "found 7"});
+  check_error(config, {"num_attention_heads", "found 7"});
   edit_json(config, [](json& j) { j["num_attention_heads"] = 128; });  // head size 1
-  expect_error(config, {"num_attention_heads", "even head size"});
+  check_error(config, {"num_attention_heads", "even head size"});
   edit_json(config, [](json& j) { j["num_attention_heads"] = 16; });  // q rows 128 = 16 * 8: fine; k is not
-  expect_error(dir, {"tensor 'blk.0.attn_k.weight' shape", "[32, 128]", "[64, 128]"});
+  check_error(dir, {"tensor 'blk.0.attn_k.weight' shape", "[32, 128]", "[64, 128]"});
   edit_json(config, [](json& j) {
     j["num_attention_heads"] = 8;
     j["num_key_value_heads"] = 0;
   });
-  expect_error(dir, {"head_count_kv", "found 0"});
+  check_error(dir, {"head_count_kv", "found 0"});
   edit_json(config, [](json& j) { j["num_key_value_heads"] = 3; });
-  expect_error(dir, {"head_count_kv", "divisor of head_count 8"});
+  check_error(dir, {"head_count_kv", "divisor of head_count 8"});
   edit_json(config, [](json& j) { j["num_key_value_heads"] = 8; });
-  expect_error(dir, {"tensor 'blk.0.attn_k.weight' shape", "[128, 128]", "[64, 128]"});
+  check_error(dir, {"tensor 'blk.0.attn_k.weight' shape", "[128, 128]", "[64, 128]"});
   edit_json(config, [](json& j) { j["num_key_value_heads"] = 1000; });
-  expect_error(dir, {"head_count_kv", "1..8"});
+  check_error(dir, {"head_count_kv", "1..8"});
 }
 
 TEST_F(HostileSafetensors, ConfigHiddenSizeZeroOrHuge) {
   // hidden_size 0 once divided by zero (head size 0) while permuting q/k.
   edit_json(config, [](json& j) { j["hidden_size"] = 0; });
-  expect_error(config, {"hidden_size", "found 0"});
+  check_error(config, {"hidden_size", "found 0"});
   edit_json(config, [](json& j) { j["hidden_size"] = 1ull << 40; });  // head size 2^37
-  expect_error(st, {"tensor 'model.layers.0.self_attn.q_proj.weight' shape", "[n_heads * 137438953472"});
+  check_error(st, {"tensor 'model.layers.0.self_attn.q_proj.weight' shape", "[n_heads * 137438953472"});
   edit_json(config, [](json& j) { j["hidden_size"] = 256; });
-  expect_error(dir, {"shape"});
+  check_error(dir, {"shape"});
 }
 
 TEST_F(HostileSafetensors, ConfigOtherValuesOutOfRange) {
   edit_json(config, [](json& j) { j["vocab_size"] = 0; });
-  expect_error(dir, {"vocab_size", "found 0"});
+  check_error(dir, {"vocab_size", "found 0"});
   edit_json(config, [](json& j) { j["vocab_size"] = 4096; });
-  expect_error(dir, {"tensor 'token_embd.weight' shape", "[4096, 128]", "[2048, 128]"});
+  check_error(dir, {"tensor 'token_embd.weight' shape", "[4096, 128]", "[2048, 128]"});
   edit_json(config, [](json& j) {
     j["vocab_size"] = 2048;
     j["intermediate_size"] = 385;
   });
-  expect_error(dir, {"tensor 'blk.0.ffn_", "shape", "385"});
+  check_error(dir, {"tensor 'blk.0.ffn_", "shape", "385"});
   edit_json(config, [](json& j) {
     j["intermediate_size"] = 384;
     j["max_position_embeddings"] = 0;
   });
-  expect_error(dir, {"context_length", "found 0"});
+  check_error(dir, {"context_length", "found 0"});
   edit_json(config, [](json& j) {
     j["max_position_embeddings"] = 512;
     j["rope_theta"] = 1e300;  // finite as a double, not as the float it becomes
   });
-  expect_error(dir, {"rope.freq_base", "1e+300"});
+  check_error(dir, {"rope.freq_base", "1e+300"});
   edit_json(config, [](json& j) {
     j["rope_theta"] = 0.5;
   });
-  expect_error(dir, {"rope.freq_base", "0.5"});
+  check_error(dir, {"rope.freq_base", "0.5"});
   edit_json(config, [](json& j) {
     j["rope_theta"] = 10000.0;
     j["rms_norm_eps"] = -1e-6;
   });
-  expect_error(dir, {"layer_norm_rms_epsilon", "(0, 1)"});
+  check_error(dir, {"layer_norm_rms_epsilon", "(0, 1)"});
 }
 
 TEST_F(HostileSafetensors, MissingConfig) {
   fs::remove(config);
-  expect_error(dir, {"config.json", "none"});
+  check_error(dir, {"config.json", "none"});
 }
 
 TEST_F(HostileSafetensors, TokenizerJsonInvalid) {
   write_file(tokjson, "{\"model\": {\"type\": \"BPE\", ");
-  expect_error(tokjson, {"invalid JSON"});
+  check_error(tokjson, {"invalid JSON"});
   write_file(tokjson, "{}");
-  expect_error(tokjson, {"model", "none"});
+  check_error(tokjson, {"model", "none"});
   edit_json(tokjson, [](json& j) { j = {{"model", {{"type", "WordPiece"}, {"vocab", json::object()}}}}; });
-  expect_error(tokjson, {"model.type", "\"BPE\"", "\"WordPiece\""});
+  check_error(tokjson, {"model.type", "\"BPE\"", "\"WordPiece\""});
 }
 
 TEST_F(HostileSafetensors, TokenizerJsonVocab) {
   edit_json(tokjson, [](json& j) { j["model"]["vocab"] = json::array(); });
-  expect_error(tokjson, {"model.vocab", "an object"});
+  check_error(tokjson, {"model.vocab", "an object"});
   SetUp();
   edit_json(tokjson, [](json& j) { j["model"]["vocab"]["▁and▁"] = "x"; });
-  expect_error(tokjson, {"model.vocab[\"▁and▁\"]", "an integer id"});
+  check_error(tokjson, {"model.vocab[\"▁and▁\"]", "an integer id"});
   SetUp();
   edit_json(tokjson, [](json& j) { j["model"]["vocab"]["▁and▁"] = -3; });
-  expect_error(tokjson, {"model.vocab[\"▁and▁\"]", "found -3"});
+  check_error(tokjson, {"model.vocab[\"▁and▁\"]", "found -3"});
   SetUp();
   edit_json(tokjson, [](json& j) { j["model"]["vocab"]["▁and▁"] = 5000; });
-  expect_error(tokjson, {"model.vocab[\"▁and▁\"]", "a unique id < 2048", "found 5000"});
+  check_error(tokjson, {"model.vocab[\"▁and▁\"]", "a unique id < 2048", "found 5000"});
   SetUp();
   edit_json(tokjson, [](json& j) { j["model"]["vocab"]["▁and▁"] = 4; });  // the id of "!"
-  expect_error(tokjson, {"model.vocab", "a unique id", "found 4"});
+  check_error(tokjson, {"model.vocab", "a unique id", "found 4"});
 }
 
 TEST_F(HostileSafetensors, TokenizerJsonDuplicateVocabKey) {
@@ -1240,7 +1240,7 @@ TEST_F(HostileSafetensors, TokenizerJsonDuplicateVocabKey) {
   ASSERT_NE(vocab, std::string::npos);
   text.insert(vocab + 10, "\"▁and▁\": 5,");
   write_file(tokjson, text);
-  expect_error(tokjson, {"▁and▁", "duplicate"});
+  check_error(tokjson, {"▁and▁", "duplicate"});
 }
 
 TEST_F(HostileSafetensors, TokenizerJsonVocabularySizeDiffers) {
@@ -1252,7 +1252,7 @@ TEST_F(HostileSafetensors, TokenizerJsonVocabularySizeDiffers) {
         break;
       }
   });
-  expect_error(dir, {"vocabulary size", "2048 (the model's)", "found 2047"});
+  check_error(dir, {"vocabulary size", "2048 (the model's)", "found 2047"});
 }
 
 TEST_F(HostileSafetensors, TokenizerJsonAddedTokens) {
@@ -1261,15 +1261,15 @@ TEST_F(HostileSafetensors, TokenizerJsonAddedTokens) {
   for (const json& id : {json(4000000), json(1ull << 40), json(-1)}) {
     SetUp();
     edit_json(tokjson, [&](json& j) { j["added_tokens"][0]["id"] = id; });
-    expect_error(tokjson, {"added_tokens", id.dump()});
+    check_error(tokjson, {"added_tokens", id.dump()});
   }
   EXPECT_LT(peak_rss() - rss, 256ull << 20) << "an id sized an allocation before it was checked";
   SetUp();
   edit_json(tokjson, [](json& j) { j["added_tokens"][0]["id"] = "zero"; });
-  expect_error(tokjson, {"id", "\"zero\""});
+  check_error(tokjson, {"id", "\"zero\""});
   SetUp();
   edit_json(tokjson, [](json& j) { j["added_tokens"][0].erase("content"); });
-  expect_error(tokjson, {"content", "none"});
+  check_error(tokjson, {"content", "none"});
 }
 
 TEST_F(HostileSafetensors, TokenizerJsonMalformedByteTokens) {
@@ -1289,30 +1289,30 @@ TEST_F(HostileSafetensors, TokenizerJsonMalformedByteTokens) {
 
 TEST_F(HostileSafetensors, TokenizerJsonMerges) {
   edit_json(tokjson, [](json& j) { j["model"]["merges"][5] = 17; });
-  expect_error(tokjson, {"model.merges", "17"});
+  check_error(tokjson, {"model.merges", "17"});
   SetUp();
   edit_json(tokjson, [](json& j) { j["model"]["merges"][5] = "ab"; });
-  expect_error(tokjson, {"model.merges[5]", "\"left right\""});
+  check_error(tokjson, {"model.merges[5]", "\"left right\""});
   SetUp();
   edit_json(tokjson, [](json& j) { j["model"]["merges"][5] = {"a", "b", "c"}; });
-  expect_error(tokjson, {"model.merges", "[a, b] pairs"});
+  check_error(tokjson, {"model.merges", "[a, b] pairs"});
 }
 
 TEST_F(HostileSafetensors, TokenizerJsonOtherFields) {
   edit_json(tokjson, [](json& j) { j["pre_tokenizer"] = {{"type", "ByteLevel"}}; });
-  expect_error(tokjson, {"pre_tokenizer", "ByteLevel"});
+  check_error(tokjson, {"pre_tokenizer", "ByteLevel"});
   SetUp();
   edit_json(tokjson, [](json& j) { j["model"]["fuse_unk"] = "yes"; });
-  expect_error(tokjson, {"fuse_unk", "\"yes\""});
+  check_error(tokjson, {"fuse_unk", "\"yes\""});
   SetUp();
   edit_json(tokjson, [](json& j) { j["model"]["unk_token"] = 0; });
-  expect_error(tokjson, {"unk_token", "found 0"});
+  check_error(tokjson, {"unk_token", "found 0"});
   SetUp();
   write_file(dir + "/tokenizer_config.json", "{\"add_bos_token\": \"yes\"}");
-  expect_error(dir + "/tokenizer_config.json", {"add_bos_token"});
+  check_error(dir + "/tokenizer_config.json", {"add_bos_token"});
   SetUp();
   edit_json(config, [](json& j) { j["eos_token_id"] = 2048; });
-  expect_error(dir, {"eos_token_id", "a token id < 2048", "found 2048"});
+  check_error(dir, {"eos_token_id", "a token id < 2048", "found 2048"});
 }
 
 TEST_F(HostileSafetensors, JsonNestedTooDeep) {
@@ -1324,13 +1324,13 @@ TEST_F(HostileSafetensors, JsonNestedTooDeep) {
   ASSERT_NE(pre, std::string::npos);
   text.replace(pre, 21, "\"pre_tokenizer\": " + deep);
   write_file(tokjson, text);
-  expect_error(tokjson, {"JSON nesting", "at most 64 levels"});
+  check_error(tokjson, {"JSON nesting", "at most 64 levels"});
   SetUp();
   write_file(config, "{\"architectures\": " + deep + "}");
-  expect_error(config, {"JSON nesting"});
+  check_error(config, {"JSON nesting"});
   SetUp();
   write_header_text("{\"lm_head.weight\": " + deep + "}");
-  expect_error(st, {"JSON nesting"});
+  check_error(st, {"JSON nesting"});
 }
 
 TEST(HostilePaths, NameTooLongOrNotAFile) {
@@ -1490,7 +1490,7 @@ TEST(HostileTruncation, JsonFiles) {
 // ---------------------------------------------------------------------------
 // The CLI: status 1 and exactly one line on stderr, "error: ...".
 
-void expect_cli_error(const std::string& args, const std::string& needle) {
+void check_cli_error(const std::string& args, const std::string& needle) {
   const auto r = test::run_command(test::ffn_binary() + " " + args);
   SCOPED_TRACE("ffn " + args);
   EXPECT_EQ(r.status, 1) << r.err;
@@ -1505,7 +1505,7 @@ TEST(HostileCli, NamesWithNewlinesStayOnOneLine) {
   GgufImage img = shipped_gguf_image();
   img.kv.emplace_back("bad\nkey", u32(1));
   img.kv.emplace_back("bad\nkey", u32(1));
-  expect_cli_error("inspect -m '" + img.write() + "'", "duplicate");
+  check_cli_error("inspect -m '" + img.write() + "'", "duplicate");
 }
 
 TEST(HostileCli, GenerateAndInspectFailWithOneLine) {
@@ -1543,8 +1543,8 @@ TEST(HostileCli, GenerateAndInspectFailWithOneLine) {
       {"-m '" + model_path("stories260K.bin") + "'", "tokenizer", false},  // needs -z
   };
   for (const auto& c : cases) {
-    expect_cli_error("generate -n 4 " + c.args, c.needle);
-    if (c.inspect) expect_cli_error("inspect " + c.args, c.needle);
+    check_cli_error("generate -n 4 " + c.args, c.needle);
+    if (c.inspect) check_cli_error("inspect " + c.args, c.needle);
   }
 }
 
