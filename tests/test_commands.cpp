@@ -89,7 +89,7 @@ TEST(Quantize, Q8_0PerplexityStaysWithinHalfAPercentOfF32) {
     EXPECT_EQ(r.status, 0) << r.err;
     return nlohmann::json::parse(r.out).at("ppl").get<double>();
   };
-  for (const std::string model : {test::model_path("stories260K.gguf"), test::data_path("models/tinystories-656k")}) {
+  for (const std::string& model : {test::model_path("stories260K.gguf"), test::data_path("models/tinystories-656k")}) {
     const std::string q8 = test::temp_dir() + "/q8.gguf", q4 = test::temp_dir() + "/q4.gguf";
     ASSERT_EQ(test::run_command(test::ffn_binary() + " quantize -m " + model + " --type q8_0 -o " + q8).status, 0);
     ASSERT_EQ(test::run_command(test::ffn_binary() + " quantize -m " + model + " --type q4_0 -o " + q4).status, 0);

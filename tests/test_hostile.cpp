@@ -8,6 +8,7 @@
 // so that a case cannot pass because the loader failed somewhere else.
 // Formats: GGUF, llama2.c checkpoints (legacy and v1 "ak42"), llama2.c
 // tokenizer.bin, safetensors + config.json + tokenizer.json.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
@@ -653,9 +654,10 @@ TEST_F(HostileGguf, TokenTypeOutOfRange) {
 
 TEST_F(HostileGguf, MalformedByteTokens) {
   // Token 3 is "<0x00>" with type 6 (byte) in the shipped file.
-  for (const char* piece : {"<0x-1>", "<0xZZ>", "<0x4>", "<0x100>", "<0xg0>", ""}) {
+  for (const std::string piece : {"<0x-1>", "<0xZZ>", "<0x4>", "<0x100>", "<0xg0>", ""}) {
     img.set("tokenizer.ggml.tokens", with_element("tokenizer.ggml.tokens", 3, GgufValue::of_string(piece)));
-    check_error({"token 3 (a byte token)", "two hex digits", "\"" + std::string(piece) + "\""});
+    const std::string quoted = fmt::format("\"{}\"", piece);
+    check_error({"token 3 (a byte token)", "two hex digits", quoted});
   }
 }
 

@@ -21,7 +21,7 @@ class KvCache {
   float* value(int64_t layer, int64_t pos) { return v_.data() + (layer * capacity_ + pos) * kv_dim_; }
 
  private:
-  int64_t n_layers_, capacity_, kv_dim_;
+  int64_t capacity_, kv_dim_;
   int64_t n_past_ = 0;
   AlignedVector<float> k_, v_;
 };
