@@ -4,6 +4,13 @@
 
 namespace ffn {
 
+ModelSource ModelSource::without_tensors() const {
+  ModelSource out = *this;
+  out.tensors.clear();
+  out.index_.clear();
+  return out;
+}
+
 const WeightTensor* ModelSource::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &tensors[it->second];

@@ -45,6 +45,10 @@ struct ModelSource {
   // Keeps mappings and converted buffers alive for the views in `tensors`.
   std::vector<std::shared_ptr<const void>> owners;
 
+  // A copy of everything but the tensors (path, format, parameters,
+  // tokenizer, metadata, owners), for transforms that re-create the tensors.
+  ModelSource without_tensors() const;
+
   const WeightTensor* find(const std::string& name) const;
   // Throws ffn::Error naming the file and tensor when absent.
   const WeightTensor& get(const std::string& name) const;

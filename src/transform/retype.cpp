@@ -9,14 +9,7 @@
 namespace ffn {
 
 ModelSource retype(const ModelSource& src, DType type) {
-  ModelSource out;
-  out.path = src.path;
-  out.format = src.format;
-  out.arch = src.arch;
-  out.params = src.params;
-  out.tokenizer = src.tokenizer;
-  out.extra_metadata = src.extra_metadata;
-  out.owners = src.owners;
+  ModelSource out = src.without_tensors();
   std::vector<float> row;
   for (const WeightTensor& t : src.tensors) {
     DType target = t.shape.size() >= 2 ? type : DType::F32;
