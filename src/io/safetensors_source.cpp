@@ -12,6 +12,7 @@
 #include "core/byte_reader.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "io/json_util.h"
 
 namespace ffn {
 
@@ -21,69 +22,6 @@ using json = nlohmann::json;
 namespace {
 
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit is 100 MB
-
-constexpr int kMaxJsonDepth = 64;  // our files nest < 10 deep
-
-json parse_json(const std::string& text, const std::string& path) {
-  // nlohmann keeps the last of duplicate keys silently; a file with two
-  // entries for one tensor name (or token, or setting) is malformed.
-  // Nesting is bounded because dump() (used in messages) recurses: "[[[[..."
-  // 100k deep would overflow the stack.
-  std::vector<std::set<std::string>> keys;  // one set per open object
-  int depth = 0;
-  auto check = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) {
-      if (++depth > kMaxJsonDepth)
-        fail(path, "JSON nesting", fmt::format("at most {} levels", kMaxJsonDepth), "deeper");
-    }
-    if (event == json::parse_event_t::object_end || event == json::parse_event_t::array_end) --depth;
-    if (event == json::parse_event_t::object_start) keys.emplace_back();
-    if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
-    if (event == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second)
-      fail(path, "key \"" + parsed.get<std::string>() + "\"", "unique keys in each JSON object", "a duplicate");
-    return true;
-  };
-  try {
-    return json::parse(text, check);
-  } catch (const json::exception& e) {
-    fail(path, std::string("invalid JSON: ") + e.what());
-  }
-}
-
-// True if `v` holds a T exactly: nlohmann's get<> would otherwise turn -1
-// into 2^64-1, 12.5 into 12, true into 1, and 1e300 into undefined behaviour.
-template <typename T>
-bool json_holds(const json& v) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return v.is_boolean();
-  } else if constexpr (std::is_integral_v<T>) {
-    if (v.is_number_unsigned()) return std::in_range<T>(v.get<uint64_t>());
-    return v.is_number_integer() && std::in_range<T>(v.get<int64_t>());
-  } else if constexpr (std::is_floating_point_v<T>) {
-    return v.is_number();
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    return v.is_string();
-  } else {  // std::vector<E>
-    return v.is_array() && std::all_of(v.begin(), v.end(), json_holds<typename T::value_type>);
-  }
-}
-
-template <typename T>
-T json_get(const json& j, const char* key, const std::string& path) {
-  if (!j.is_object() || !j.contains(key)) fail(path, key, "a JSON field", "none");
-  if (!json_holds<T>(j.at(key))) fail(path, key, "a value of the right type", j.at(key).dump());
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
-    fail(path, key, "a value of the right type", j.at(key).dump());
-  }
-}
-
-template <typename T>
-T json_get_or(const json& j, const char* key, T dflt, const std::string& path) {
-  if (!j.is_object() || !j.contains(key) || j.at(key).is_null()) return dflt;
-  return json_get<T>(j, key, path);
-}
 
 std::optional<DType> safetensors_dtype(const std::string& s) {
   if (s == "F32") return DType::F32;
