@@ -6,6 +6,9 @@
 //   ./build/bench/ffn_bench_kernels --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
+#include <map>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -15,6 +18,7 @@
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/sparse_matmul.h"
 #include "kernels/weight_matrix.h"
 
 namespace {
@@ -95,6 +99,112 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   }
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The read bandwidth of `threads` threads over the same working set as
+// BM_ReadBandwidth, measured once per thread count in this process: the
+// baseline of the sparse kernels' "vs_read" ratio.
+double read_gbps(int threads) {
+  static std::map<int, double> measured;
+  if (auto it = measured.find(threads); it != measured.end()) return it->second;
+  const int64_t words = kIn * kOut / 2;
+  const int64_t copies = copies_for(uint64_t(words) * 8);
+  ffn::AlignedVector<uint64_t> w(size_t(words * copies));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = i * 0x9e3779b97f4a7c15ull;
+  ffn::ThreadPool pool(threads);
+  std::vector<uint64_t> partial(threads);
+  const int reps = int(2 * copies);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) {
+    const uint64_t* base = w.data() + (i % copies) * words;
+    pool.parallel_for(words, [&](int64_t b, int64_t e, int t) { partial[t] = ffn::sum_words(base + b, e - b); });
+    benchmark::DoNotOptimize(partial.data());
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return measured[threads] = double(words) * 8 * reps / s / 1e9;
+}
+
+// Sparse kernels on the TinyLlama FFN shape [kOut, kIn] = [5632, 2048]: the
+// up projection for matmul_gather_rows (5632 output rows of 2048), and the
+// transposed down projection for matmul_sparse_input (5632 input rows of
+// 2048 outputs). Weights: distinct copies totalling >= 512 MiB (built once per
+// type and shared by both benchmarks); active sets: 8 random draws of the
+// given density, cycled. GB/s counts only the bytes of the rows read.
+struct SparseWeights {
+  ffn::DType type{};
+  uint64_t bytes = 0;
+  int64_t copies = 0;
+  ffn::AlignedVector<uint8_t> w;
+};
+const SparseWeights& sparse_weights(ffn::DType type) {
+  static SparseWeights s;
+  if (!s.w.empty() && s.type == type) return s;
+  s.type = type;
+  const uint64_t row_bytes = ffn::dtype_row_bytes(type, kIn);
+  s.bytes = row_bytes * kOut;
+  s.copies = copies_for(s.bytes);
+  s.w = ffn::AlignedVector<uint8_t>(s.bytes * s.copies);
+  auto rows = random_buffer(size_t(kIn));
+  for (int64_t r = 0; r < kOut * s.copies; ++r) {
+    rows[r % kIn] += 0.01f;
+    ffn::encode_row(type, rows.data(), s.w.data() + r * row_bytes, kIn);
+  }
+  return s;
+}
+std::vector<std::vector<int32_t>> active_sets(int64_t n, int64_t density_percent) {
+  std::vector<std::vector<int32_t>> sets(8);
+  std::mt19937 rng(7);
+  for (auto& set : sets) {
+    std::vector<int32_t> all(static_cast<size_t>(n));
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), rng);
+    all.resize(static_cast<size_t>(n * density_percent / 100));
+    std::sort(all.begin(), all.end());
+    set = std::move(all);
+  }
+  return sets;
+}
+
+// Args: weight type (ggml id), density (% of rows active), threads.
+template <bool kSparseInput>
+void sparse_bench(benchmark::State& state) {
+  const auto type = static_cast<ffn::DType>(state.range(0));
+  const int64_t density = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  const SparseWeights& sw = sparse_weights(type);
+  const auto sets = active_sets(kOut, density);
+  const int64_t n_active = int64_t(sets[0].size());
+  const auto x = random_buffer(size_t(kSparseInput ? n_active : kIn));
+  std::vector<float> y(size_t(kSparseInput ? kIn : n_active));
+  ffn::WeightMatrix m{type, kOut, kIn, nullptr, nullptr};
+  ffn::ThreadPool pool(threads);
+  auto step = [&](int64_t i) {
+    m.data = sw.w.data() + (i % sw.copies) * sw.bytes;
+    const auto& set = sets[i % sets.size()];
+    if (kSparseInput) ffn::matmul_sparse_input(m, x.data(), 1, set.data(), n_active, y.data(), pool);
+    else ffn::matmul_gather_rows(m, x.data(), 1, set.data(), n_active, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  };
+  // One untimed pass over every copy: the first touch of freshly written
+  // pages can be far slower than steady state here.
+  for (int64_t i = 0; i < sw.copies; ++i) step(i);
+  int64_t i = 0;
+  for (auto _ : state) step(i++);
+  const double read = double(m.row_bytes()) * n_active;
+  state.SetLabel(ffn::dtype_name(type));
+  state.counters["GB/s"] = benchmark::Counter(read * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["read_GB/s"] = read_gbps(threads);
+  state.counters["vs_read"] = benchmark::Counter(read * state.iterations() / 1e9 / read_gbps(threads),
+                                                 benchmark::Counter::kIsRate);
+}
+void BM_SparseInput(benchmark::State& state) { sparse_bench<true>(state); }
+void BM_GatherRows(benchmark::State& state) { sparse_bench<false>(state); }
+void sparse_args(benchmark::internal::Benchmark* b) {
+  for (ffn::DType t : {ffn::DType::F32, ffn::DType::F16, ffn::DType::BF16, ffn::DType::Q8_0, ffn::DType::Q4_0})
+    for (int64_t density : {10, 50, 100})
+      for (int threads : {1, 2}) b->Args({int64_t(t), density, threads});
+}
+BENCHMARK(BM_SparseInput)->Apply(sparse_args)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_GatherRows)->Apply(sparse_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -11,6 +12,7 @@
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/sparse_matmul.h"
 
 namespace ffn {
 
@@ -92,9 +94,13 @@ FFN_VNNI_TARGET inline float hsum(__m256 v) {
 
 // NT tokens x NR rows. vpdpbusd multiplies unsigned by signed bytes, so the
 // weights enter as |w| and the activations take w's sign: |w| * sign(w) x.
+//
+// w[r] is row r's first block: the rows need not be adjacent (the gather
+// kernel passes listed rows). When `ahead` is set, ahead[r] + b is
+// prefetched along with block b (the gather kernel's next rows).
 template <typename Block, int NT, int NR>
-FFN_VNNI_TARGET void tile_vnni(const Block* w, int64_t nb, const QuantizedActivations& xa, int64_t t0,
-                               int64_t n_in, float* y, int64_t y_stride) {
+FFN_VNNI_TARGET void tile_vnni(const Block* const* w, int64_t nb, const QuantizedActivations& xa, int64_t t0,
+                               float* y, int64_t y_stride, const Block* const* ahead) {
   // Two accumulator sets (even / odd blocks) so that consecutive blocks'
   // FMAs do not wait on each other's latency.
   __m256 acc[2][NT][NR];
@@ -102,11 +108,11 @@ FFN_VNNI_TARGET void tile_vnni(const Block* w, int64_t nb, const QuantizedActiva
     for (int t = 0; t < NT; ++t)
       for (int r = 0; r < NR; ++r) acc[k][t][r] = _mm256_setzero_ps();
   auto block = [&](int64_t b, __m256(&a)[NT][NR]) FFN_VNNI_TARGET {
-    decltype(prepare(w)) prepared[NR];
+    decltype(prepare(w[0])) prepared[NR];
     float dw[NR];
     for (int r = 0; r < NR; ++r) {
-      prepared[r] = prepare(w + r * nb + b);
-      dw[r] = block_scale(w + r * nb + b);
+      prepared[r] = prepare(w[r] + b);
+      dw[r] = block_scale(w[r] + b);
     }
     for (int t = 0; t < NT; ++t) {
       const int64_t xb = (t0 + t) * nb + b;
@@ -120,6 +126,8 @@ FFN_VNNI_TARGET void tile_vnni(const Block* w, int64_t nb, const QuantizedActiva
   };
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2) {
+    if (ahead)
+      for (int r = 0; r < NR; ++r) _mm_prefetch(reinterpret_cast<const char*>(ahead[r] + b), _MM_HINT_T0);
     block(b, acc[0]);
     block(b + 1, acc[1]);
   }
@@ -128,35 +136,53 @@ FFN_VNNI_TARGET void tile_vnni(const Block* w, int64_t nb, const QuantizedActiva
     for (int r = 0; r < NR; ++r) y[t * y_stride + r] = hsum(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
 }
 
-template <typename Block>
-void rows_vnni(const uint8_t* w, const QuantizedActivations& xa, int64_t n_tok, int64_t n_in, float* y,
-               int64_t n_out, int64_t r0, int64_t r1) {
-  const int64_t nb = n_in / kQuantBlock;
-  const Block* blocks = reinterpret_cast<const Block*>(w);
+// Rows i in [0, n) of a sequence of weight rows, row(i) pointing at row i's
+// first block, for all tokens: y[t * y_stride + i]. `gathered`: the rows are
+// scattered (a row list), not adjacent.
+template <typename Block, typename RowAt>
+void rows_vnni(const RowAt& row, int64_t n, bool gathered, const QuantizedActivations& xa, int64_t n_tok,
+               int64_t nb, float* y, int64_t y_stride) {
   int64_t t = 0;
-  auto over_rows = [&](auto nt_tag) {
+  auto over_rows = [&](auto nt_tag, auto nr_tag) {
     // Several tokens: 4 rows per tile, so each weight block is decoded once
-    // for 4 x NT products. One token: one row at a time, so the weights are
-    // read as one sequential stream (rows are contiguous); 4 interleaved rows
-    // of ~2 KB each would be 4 short streams that the hardware prefetcher
+    // for 4 x NT products. One token, adjacent rows: one row at a time, so
+    // the weights are read as one sequential stream; 4 interleaved rows of
+    // ~2 KB each would be 4 short streams that the hardware prefetcher
     // keeps restarting (measured on one core, Q8_0 2048x5632: 10.4 GB/s
-    // with 4 rows, 26.5 GB/s with 1).
-    constexpr int NT = decltype(nt_tag)::value;
-    constexpr int NR = NT == 1 ? 1 : 4;
-    int64_t r = r0;
-    for (; r + NR <= r1; r += NR)
-      tile_vnni<Block, NT, NR>(blocks + r * nb, nb, xa, t, n_in, y + t * n_out + r, n_out);
-    for (; r < r1; ++r) tile_vnni<Block, NT, 1>(blocks + r * nb, nb, xa, t, n_in, y + t * n_out + r, n_out);
+    // with 4 rows, 26.5 GB/s with 1). Scattered rows break the stream at
+    // every gap anyway: there, 4 rows at a time with the next 4 prefetched
+    // alongside keep several streams in flight.
+    constexpr int NT = decltype(nt_tag)::value, NR = decltype(nr_tag)::value;
+    int64_t i = 0;
+    const Block* w[NR];
+    const Block* ahead[NR];
+    for (; i + NR <= n; i += NR) {
+      for (int r = 0; r < NR; ++r) {
+        w[r] = row(i + r);
+        ahead[r] = row(std::min(n - 1, i + NR + r));
+      }
+      tile_vnni<Block, NT, NR>(w, nb, xa, t, y + t * y_stride + i, y_stride, gathered ? ahead : nullptr);
+    }
+    for (; i < n; ++i) {
+      const Block* w1[1] = {row(i)};
+      tile_vnni<Block, NT, 1>(w1, nb, xa, t, y + t * y_stride + i, y_stride, nullptr);
+    }
   };
-  for (; t + 4 <= n_tok; t += 4) over_rows(std::integral_constant<int, 4>());
-  for (; t < n_tok; ++t) over_rows(std::integral_constant<int, 1>());
+  using One = std::integral_constant<int, 1>;
+  using Four = std::integral_constant<int, 4>;
+  for (; t + 4 <= n_tok; t += 4) over_rows(Four(), Four());
+  for (; t < n_tok; ++t) {
+    if (gathered) over_rows(One(), Four());
+    else over_rows(One(), One());
+  }
 }
 
 // Portable: decode 4 rows at a time to fp32, then the Highway fp32 kernel.
 void rows_portable(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w, float* y,
                    int64_t n_out, int64_t r0, int64_t r1) {
   const uint64_t row_bytes = dtype_row_bytes(type, uint64_t(n_in));
-  AlignedVector<float> rows(static_cast<size_t>(4 * n_in));
+  thread_local AlignedVector<float> rows;  // reused: the gather kernel calls this once per run of rows
+  rows.resize(static_cast<size_t>(4 * n_in));
   for (int64_t r = r0; r < r1; r += 4) {
     const int64_t n = std::min<int64_t>(4, r1 - r);
     for (int64_t k = 0; k < n; ++k)
@@ -164,6 +190,15 @@ void rows_portable(DType type, const float* x, int64_t n_tok, int64_t n_in, cons
     // Output columns r..r+n of every token, from the decoded 4-row matrix.
     matmul_dense_rows(DType::F32, x, n_tok, n_in, rows.data(), y + r, n_out, 0, n);
   }
+}
+
+// x quantized into the calling thread's buffer, reused across calls. (Named
+// through a reference by the callers: inside their lambdas, a thread_local
+// name would mean each worker's own.)
+const QuantizedActivations& quantized_activations(const float* x, int64_t n_tok, int64_t n_in) {
+  thread_local QuantizedActivations caller_buffer;
+  caller_buffer.quantize(x, n_tok, n_in);
+  return caller_buffer;
 }
 
 }  // namespace
@@ -184,15 +219,49 @@ void matmul_quant(DType type, const float* x, int64_t n_tok, int64_t n_in, const
     });
     return;
   }
-  // The caller's buffer, reused across calls. (Named through a reference:
-  // inside the lambda, a thread_local name would mean each worker's own.)
-  thread_local QuantizedActivations caller_buffer;
-  QuantizedActivations& xa = caller_buffer;
-  xa.quantize(x, n_tok, n_in);
+  const QuantizedActivations& xa = quantized_activations(x, n_tok, n_in);
   for_each_row_chunk(n_tok, n_in, n_out, pool, [&xa, &w, &y, type, n_tok, n_in, n_out](int64_t r0, int64_t r1) {
-    if (type == DType::Q8_0) rows_vnni<BlockQ8_0>(w, xa, n_tok, n_in, y, n_out, r0, r1);
-    else rows_vnni<BlockQ4_0>(w, xa, n_tok, n_in, y, n_out, r0, r1);
+    const int64_t nb = n_in / kQuantBlock;
+    auto rows = [&](auto* blocks) {
+      using Block = std::remove_const_t<std::remove_pointer_t<decltype(blocks)>>;
+      rows_vnni<Block>([&](int64_t i) { return blocks + (r0 + i) * nb; }, r1 - r0, false, xa, n_tok, nb, y + r0,
+                       n_out);
+    };
+    if (type == DType::Q8_0) rows(reinterpret_cast<const BlockQ8_0*>(w));
+    else rows(reinterpret_cast<const BlockQ4_0*>(w));
   });
+}
+
+void matmul_quant_gather_rows(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,
+                              const int32_t* rows, int64_t n_rows, float* y, ThreadPool& pool, QuantPath path) {
+  if (path == QuantPath::Auto) path = cpu_has_vnni() ? QuantPath::Vnni : QuantPath::Portable;
+  const uint64_t row_bytes = dtype_row_bytes(type, uint64_t(n_in));
+  if (path == QuantPath::Portable) {
+    // A run of consecutive rows r..r+len is matmul_quant on that slice of
+    // w, written to columns i..i+len of y (row stride n_rows).
+    for_each_row_run(w, row_bytes, n_tok, n_in, rows, n_rows, pool, [&](int64_t i, int64_t r, int64_t len) {
+      rows_portable(type, x, n_tok, n_in, w + uint64_t(r) * row_bytes, y + i, n_rows, 0, len);
+    });
+    return;
+  }
+  // The listed rows straight through the VNNI tiles: each thread takes an
+  // equal piece of the list.
+  const QuantizedActivations& xa = quantized_activations(x, n_tok, n_in);
+  const int64_t nb = n_in / kQuantBlock;
+  auto piece = [&](int64_t b, int64_t e) {
+    if (b == e) return;
+    // A piece of adjacent rows (e.g. all of them) is read as matmul_quant
+    // reads its rows.
+    const bool adjacent = rows[e - 1] - rows[b] == e - 1 - b;
+    auto run = [&](auto* blocks) {
+      using Block = std::remove_const_t<std::remove_pointer_t<decltype(blocks)>>;
+      rows_vnni<Block>([&](int64_t i) { return blocks + int64_t(rows[b + i]) * nb; }, e - b, !adjacent, xa, n_tok,
+                       nb, y + b, n_rows);
+    };
+    if (type == DType::Q8_0) run(reinterpret_cast<const BlockQ8_0*>(w));
+    else run(reinterpret_cast<const BlockQ4_0*>(w));
+  };
+  for_each_list_piece(n_rows, n_tok * n_in, pool, piece);
 }
 
 }  // namespace ffn

@@ -27,4 +27,13 @@ bool cpu_has_vnni();
 void matmul_quant(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,
                   int64_t n_out, float* y, ThreadPool& pool, QuantPath path = QuantPath::Auto);
 
+// matmul_quant restricted to a list of weight rows (distinct, ascending, in
+// [0, n_out)): y[t * n_rows + i] = dot(row rows[i] of w, x[t]). Activations
+// are quantized once; each run of consecutive listed rows goes through the
+// same row kernels as matmul_quant. Threads split the list
+// (for_each_row_run, sparse_matmul.h).
+void matmul_quant_gather_rows(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,
+                              const int32_t* rows, int64_t n_rows, float* y, ThreadPool& pool,
+                              QuantPath path = QuantPath::Auto);
+
 }  // namespace ffn

@@ -1,5 +1,10 @@
 #include "kernels/weight_matrix.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/thread_pool.h"
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_quant.h"
@@ -20,6 +25,37 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, Thre
 
 void read_row(const WeightMatrix& w, int64_t r, float* out) {
   dequantize_row(w.type, w.row(r), out, uint64_t(w.cols));
+}
+
+WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool) {
+  WeightMatrix t;
+  t.type = dtype_row_ok(w.type, uint64_t(w.rows)) ? w.type : DType::F16;
+  t.rows = w.cols;
+  t.cols = w.rows;
+  auto buf = std::make_shared<AlignedVector<uint8_t>>(t.bytes());
+  t.data = buf->data();
+  t.owned = buf;
+  // A panel of kPanel columns of W (whole blocks of each row) becomes kPanel
+  // rows of W^T: decode the panel's slice of every row of W, scatter it into
+  // kPanel fp32 rows (kPanel sequential write streams), encode those rows.
+  constexpr int64_t kPanel = 64;
+  const int64_t n_panels = (w.cols + kPanel - 1) / kPanel;
+  auto panels = [&](int64_t p0, int64_t p1) {
+    std::vector<float> slice(kPanel), rows(static_cast<size_t>(kPanel * w.rows));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c0 = p * kPanel, n = std::min(kPanel, w.cols - c0);
+      const uint64_t offset = dtype_row_bytes(w.type, uint64_t(c0));
+      for (int64_t r = 0; r < w.rows; ++r) {
+        dequantize_row(w.type, w.row(r) + offset, slice.data(), uint64_t(n));
+        for (int64_t j = 0; j < n; ++j) rows[j * w.rows + r] = slice[j];
+      }
+      for (int64_t j = 0; j < n; ++j)
+        encode_row(t.type, rows.data() + j * w.rows, buf->data() + uint64_t(c0 + j) * t.row_bytes(), uint64_t(w.rows));
+    }
+  };
+  if (pool) pool->parallel_for(n_panels, [&](int64_t b, int64_t e, int) { panels(b, e); });
+  else panels(0, n_panels);
+  return t;
 }
 
 }  // namespace ffn

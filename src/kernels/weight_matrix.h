@@ -31,4 +31,14 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, Thre
 // Row r of W decoded to fp32 (an embedding lookup).
 void read_row(const WeightMatrix& w, int64_t r, float* out);
 
+// W^T as a new owned WeightMatrix ([cols, rows]) in the same type, for the
+// input-sparse kernel (matmul_sparse_input reads one row of W^T per active
+// input). Rows are decoded to fp32, transposed and re-encoded with
+// encode_row: exact for F32, F16 and BF16; Q8_0/Q4_0 are re-quantized in
+// blocks along the new rows, a second rounding on top of the original one.
+// If the type is Q8_0/Q4_0 and w.rows (the new row length) is not a multiple
+// of 32, the result is F16 instead (as transform/retype does). Column panels
+// are split over `pool` when given.
+WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool = nullptr);
+
 }  // namespace ffn

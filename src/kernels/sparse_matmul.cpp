@@ -1,0 +1,389 @@
+// Sparse matrix products for activation sparsity (see sparse_matmul.h;
+// CHESS, Spark Transformer, TEAL, CATS).
+//
+// matmul_sparse_input is the Highway kernel here. Per thread it owns a range
+// of output columns (the y chunk stays in L1) and streams the active rows of
+// W^T over it, NR rows at a time: each y vector is loaded and stored once per
+// NR rows, and every weight is decoded in registers right before its FMA —
+// F16/BF16 widened, Q8_0 int8 -> int32 -> fp32, Q4_0 nibbles -> int32 -> fp32
+// with the block scale folded into the multiplier (d_block * x_k) — so the
+// weight bytes cross the memory bus once and nothing else does.
+//
+// matmul_gather_rows needs no new inner loop: a run of consecutive listed
+// rows is a small dense product, which matmul_dense_rows and the quantized
+// row kernels (matmul_quant_gather_rows) already do at full speed.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/sparse_matmul.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "kernels/convert.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_quant.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/sparse_matmul.h"
+#include "kernels/weight_matrix.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace ffn {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// At most 16 lanes: a Q4_0 block's 16 bytes of nibbles decode as (up to) 16
+// low and 16 high lanes. (Every x86 target has <= 16 fp32 lanes anyway.)
+using D = hn::CappedTag<float, 16>;
+using V = hn::Vec<D>;
+constexpr int64_t kLanes = static_cast<int64_t>(hn::MaxLanes(D()));
+constexpr int kBlockVecs = kQuantBlock / static_cast<int>(kLanes);  // vectors per 32-block
+
+// Software prefetch distance in bytes along each streamed row. The active
+// rows are scattered, so the hardware prefetchers lose the stream at every
+// row (and every 4 KiB page) and restart; prefetching a fixed distance
+// ahead in each of the current rows, then into the next group's rows as the
+// current ones end, keeps ~NR * 2 KiB in flight across those jumps.
+// (Measured on one core of the AMD EPYC here, F16 and Q8_0 at 50% density:
+// 1 KiB ahead 4-15% slower, 3 KiB no better.)
+constexpr int64_t kPrefetchBytes = 2048;
+
+HWY_INLINE void PrefetchRead(const void* p) { __builtin_prefetch(p, 0, 3); }
+
+HWY_INLINE V LoadWeights(D d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
+HWY_INLINE V LoadWeights(D d, const hwy::bfloat16_t* HWY_RESTRICT p) {
+  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::bfloat16_t, D>(), p));
+}
+HWY_INLINE V LoadWeights(D d, const hwy::float16_t* HWY_RESTRICT p) {
+  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), p));
+}
+HWY_INLINE float WeightToFloat(float w) { return w; }
+HWY_INLINE float WeightToFloat(hwy::bfloat16_t w) { return hwy::F32FromBF16(w); }
+HWY_INLINE float WeightToFloat(hwy::float16_t w) {
+  uint16_t bits;
+  std::memcpy(&bits, &w, 2);
+  return f16_to_f32(bits);
+}
+
+// y[t * y_stride + c] += sum_r x[t * x_stride + r] * w[r][c] for c in [0, n),
+// NR dense rows. kOne: a single token, whose NR activations stay in registers.
+template <int NR, bool kOne, typename WT>
+HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, const float* HWY_RESTRICT x,
+                          int64_t x_stride, int64_t n_tok, float* HWY_RESTRICT y, int64_t y_stride,
+                          int64_t n) {
+  const D d;
+  // Prefetch one cache line per row every 64 bytes of weights. (Written
+  // out in each loop: GCC 12 dropped the prefetches of a lambda here.)
+  constexpr int64_t kLine = 64 / int64_t(sizeof(WT));
+  constexpr int64_t kAhead = kPrefetchBytes / int64_t(sizeof(WT));
+  int64_t c = 0;
+  if constexpr (kOne) {
+    V xs[NR];
+    for (int r = 0; r < NR; ++r) xs[r] = hn::Set(d, x[r]);
+    for (; c + kLanes <= n; c += kLanes) {
+      if (c % kLine < kLanes) {
+        const int64_t a = c + kAhead;
+        for (int r = 0; r < NR; ++r) PrefetchRead(a < n ? w[r] + a : next[r] + (a - n));
+      }
+      V acc = hn::LoadU(d, y + c);
+      for (int r = 0; r < NR; ++r) acc = hn::MulAdd(LoadWeights(d, w[r] + c), xs[r], acc);
+      hn::StoreU(acc, d, y + c);
+    }
+  } else {
+    for (; c + kLanes <= n; c += kLanes) {
+      if (c % kLine < kLanes) {
+        const int64_t a = c + kAhead;
+        for (int r = 0; r < NR; ++r) PrefetchRead(a < n ? w[r] + a : next[r] + (a - n));
+      }
+      V wv[NR];
+      for (int r = 0; r < NR; ++r) wv[r] = LoadWeights(d, w[r] + c);
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const float* xt = x + t * x_stride;
+        float* yt = y + t * y_stride + c;
+        V acc = hn::LoadU(d, yt);
+        for (int r = 0; r < NR; ++r) acc = hn::MulAdd(wv[r], hn::Set(d, xt[r]), acc);
+        hn::StoreU(acc, d, yt);
+      }
+    }
+  }
+  for (; c < n; ++c)
+    for (int64_t t = 0; t < n_tok; ++t) {
+      float s = y[t * y_stride + c];
+      for (int r = 0; r < NR; ++r) s += x[t * x_stride + r] * WeightToFloat(w[r][c]);
+      y[t * y_stride + c] = s;
+    }
+}
+
+// The 32 weights of a block without its scale, as kBlockVecs vectors.
+HWY_INLINE void DecodeBlock(D d, const BlockQ8_0* HWY_RESTRICT b, V* out) {
+  const hn::Rebind<int32_t, D> di;
+  const hn::Rebind<int8_t, D> d8;
+  for (int j = 0; j < kBlockVecs; ++j) out[j] = hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, b->qs + j * kLanes)));
+}
+// Q4_0 nibble n decodes to n - 8.
+alignas(64) constexpr float kNibbleValues[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
+HWY_INLINE void DecodeBlock(D d, const BlockQ4_0* HWY_RESTRICT b, V* out) {
+  // Byte j: weight j in the low nibble, weight j + 16 in the high nibble.
+  const hn::Rebind<int32_t, D> di;
+  const hn::Rebind<uint32_t, D> du;
+  const hn::Rebind<uint8_t, D> d8;
+  const auto low = hn::Set(di, 0x0f);
+  if constexpr (kLanes == 16) {
+    // One lane per byte: a 16-entry table lookup (one permute) replaces the
+    // subtract and the int -> float conversion.
+    const V table = hn::Load(d, kNibbleValues);
+    const auto q = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, b->qs)));
+    out[0] = hn::TableLookupLanes(table, hn::IndicesFromVec(d, hn::And(q, low)));
+    out[1] = hn::TableLookupLanes(table, hn::IndicesFromVec(d, hn::ShiftRight<4>(q)));
+  } else {
+    const auto eight = hn::Set(di, 8);
+    for (int j = 0; j < kBlockVecs / 2; ++j) {
+      const auto q = hn::BitCast(di, hn::PromoteTo(du, hn::LoadU(d8, b->qs + j * kLanes)));
+      out[j] = hn::ConvertTo(d, hn::Sub(hn::And(q, low), eight));
+      out[j + kBlockVecs / 2] = hn::ConvertTo(d, hn::Sub(hn::ShiftRight<4>(q), eight));
+    }
+  }
+}
+
+// The block's fp16 scale, broadcast to every lane.
+template <typename Block>
+HWY_INLINE V BlockScale(D d, const Block* HWY_RESTRICT b) {
+  const hn::Rebind<uint16_t, D> d16;
+  return hn::PromoteTo(d, hn::BitCast(hn::Rebind<hwy::float16_t, D>(), hn::Set(d16, b->d)));
+}
+
+// The same for NR quantized rows of nb blocks (n = 32 * nb columns).
+template <int NR, bool kOne, typename Block>
+HWY_INLINE void QuantRows(const Block* const* w, const Block* const* next, const float* HWY_RESTRICT x,
+                          int64_t x_stride, int64_t n_tok, float* HWY_RESTRICT y, int64_t y_stride,
+                          int64_t nb) {
+  const D d;
+  constexpr int64_t kAhead = kPrefetchBytes / int64_t(sizeof(Block));
+  V xs[NR];
+  for (int r = 0; r < NR; ++r) xs[r] = hn::Set(d, kOne ? x[r] : 1.0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    // One prefetch per block and row: blocks are 34 / 18 bytes, so this
+    // touches every line, most of them twice or more (cheap: a hit in L1).
+    const int64_t a = b + kAhead;
+    for (int r = 0; r < NR; ++r) PrefetchRead(a < nb ? w[r] + a : next[r] + (a - nb));
+    V wv[NR][kBlockVecs];
+    for (int r = 0; r < NR; ++r) DecodeBlock(d, w[r] + b, wv[r]);
+    float* yb = y + b * kQuantBlock;
+    if constexpr (kOne) {
+      V s[NR];  // d_block * x_k: one multiply per block and row
+      for (int r = 0; r < NR; ++r) s[r] = hn::Mul(BlockScale(d, w[r] + b), xs[r]);
+      for (int v = 0; v < kBlockVecs; ++v) {
+        V acc = hn::LoadU(d, yb + v * kLanes);
+        for (int r = 0; r < NR; ++r) acc = hn::MulAdd(wv[r][v], s[r], acc);
+        hn::StoreU(acc, d, yb + v * kLanes);
+      }
+    } else {
+      for (int r = 0; r < NR; ++r) {
+        const V s = BlockScale(d, w[r] + b);
+        for (int v = 0; v < kBlockVecs; ++v) wv[r][v] = hn::Mul(wv[r][v], s);
+      }
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const float* xt = x + t * x_stride;
+        float* yt = yb + t * y_stride;
+        for (int v = 0; v < kBlockVecs; ++v) {
+          V acc = hn::LoadU(d, yt + v * kLanes);
+          for (int r = 0; r < NR; ++r) acc = hn::MulAdd(wv[r][v], hn::Set(d, xt[r]), acc);
+          hn::StoreU(acc, d, yt + v * kLanes);
+        }
+      }
+    }
+  }
+}
+
+template <typename Fmt>
+constexpr bool kIsBlock = std::is_same_v<Fmt, BlockQ8_0> || std::is_same_v<Fmt, BlockQ4_0>;
+
+// y floats per token kept hot while the active rows pass over them (L1 is
+// 32-48 KiB and the weight stream passes through it too).
+constexpr int64_t kTileFloats = 4096;
+
+// Output columns [c0, c1) of every token: zero them, then add every active
+// row's contribution, NR rows at a time. c0 is a multiple of the block size.
+template <typename Fmt>
+void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, const float* x, int64_t n_tok,
+                        const int32_t* active, int64_t n_active, float* y, int64_t n_out, int64_t c0,
+                        int64_t c1) {
+  constexpr int64_t kPer = kIsBlock<Fmt> ? kQuantBlock : 1;  // columns per Fmt
+  // Eight rows per pass over y: each y vector is loaded and stored once per
+  // 8 rows, and 8 rows stream at once (more concurrent DRAM streams: F16 at
+  // 50% density ran ~10% faster than with 4). Two where a quantized block's
+  // decoded vectors would not fit the register file (AVX2 and narrower).
+  constexpr int NR = !kIsBlock<Fmt> || kBlockVecs <= 2 ? 8 : 2;
+  for (int64_t t = 0; t < n_tok; ++t) std::fill(y + t * n_out + c0, y + t * n_out + c1, 0.0f);
+  // One token: the whole range is one tile, so each active row streams as
+  // one run. More tokens: tiles of kTileFloats y values (a multiple of 64
+  // columns, so quantized tiles are whole blocks).
+  const int64_t tile = n_tok == 1 ? c1 - c0 : std::max<int64_t>(64, kTileFloats / n_tok / 64 * 64);
+  for (int64_t ct = c0; ct < c1; ct += tile) {
+    const int64_t ce = std::min(c1, ct + tile), n = (ce - ct) / (kIsBlock<Fmt> ? kPer : 1);
+    auto row = [&](int64_t k) {
+      k = std::min(k, n_active - 1);  // "next rows" past the end: prefetch the last again
+      return reinterpret_cast<const Fmt*>(wt + uint64_t(active[k]) * row_bytes) + ct / kPer;
+    };
+    auto group = [&](auto nr_tag, int64_t k) {
+      constexpr int R = decltype(nr_tag)::value;
+      const Fmt* w[R];
+      const Fmt* next[R];
+      for (int r = 0; r < R; ++r) {
+        w[r] = row(k + r);
+        next[r] = row(k + R + r);
+      }
+      float* yc = y + ct;
+      if constexpr (kIsBlock<Fmt>) {
+        if (n_tok == 1) QuantRows<R, true>(w, next, x + k, n_active, 1, yc, n_out, n);
+        else QuantRows<R, false>(w, next, x + k, n_active, n_tok, yc, n_out, n);
+      } else {
+        if (n_tok == 1) DenseRows<R, true>(w, next, x + k, n_active, 1, yc, n_out, n);
+        else DenseRows<R, false>(w, next, x + k, n_active, n_tok, yc, n_out, n);
+      }
+    };
+    int64_t k = 0;
+    for (; k + NR <= n_active; k += NR) group(std::integral_constant<int, NR>(), k);
+    for (; k < n_active; ++k) group(std::integral_constant<int, 1>(), k);
+  }
+}
+
+// Type-erased entry (HWY_EXPORT needs one non-template function).
+void SparseInputColumnsTyped(DType type, const uint8_t* wt, uint64_t row_bytes, const float* x,
+                             int64_t n_tok, const int32_t* active, int64_t n_active, float* y,
+                             int64_t n_out, int64_t c0, int64_t c1) {
+  switch (type) {
+    case DType::F16:
+      return SparseInputColumns<hwy::float16_t>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+    case DType::BF16:
+      return SparseInputColumns<hwy::bfloat16_t>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+    case DType::Q8_0:
+      return SparseInputColumns<BlockQ8_0>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+    case DType::Q4_0:
+      return SparseInputColumns<BlockQ4_0>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+    default:
+      return SparseInputColumns<float>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace ffn
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace ffn {
+
+HWY_EXPORT(SparseInputColumnsTyped);
+
+namespace {
+
+// Below this many multiply-adds a product runs on the calling thread (as in
+// for_each_row_chunk: a parallel_for round trip costs ~50K multiply-adds).
+constexpr int64_t kMinParallelMacs = 64 * 1024;
+
+// Threads split the output columns in units of 64: whole Q8_0/Q4_0 blocks,
+// and whole cache lines of fp32 y (and of F32/F16/BF16 weight rows, when
+// the rows are line-aligned).
+constexpr int64_t kColumnUnit = 64;
+
+}  // namespace
+
+void for_each_list_piece(int64_t n_rows, int64_t macs_per_row, ThreadPool& pool,
+                         const std::function<void(int64_t, int64_t)>& piece) {
+  if (n_rows * macs_per_row < kMinParallelMacs || pool.size() == 1) {
+    piece(0, n_rows);
+    return;
+  }
+  pool.parallel_for(n_rows, [&](int64_t b, int64_t e, int) { piece(b, e); });
+}
+
+void for_each_row_run(const uint8_t* w, uint64_t row_bytes, int64_t n_tok, int64_t n_in, const int32_t* rows,
+                      int64_t n_rows, ThreadPool& pool,
+                      const std::function<void(int64_t, int64_t, int64_t)>& run) {
+  static const int64_t kGatherPrefetchBytes = getenv("FFN_GPF") ? atol(getenv("FFN_GPF")) : 8192;
+  static const int64_t kSplit = getenv("FFN_GSPLIT") ? atol(getenv("FFN_GSPLIT")) : 1;
+  const int64_t ahead = kGatherPrefetchBytes ? std::max<int64_t>(1, kGatherPrefetchBytes / int64_t(row_bytes)) : 0;
+  const int64_t max_len = !kSplit ? INT64_MAX : n_tok == 1 ? std::max<int64_t>(ahead, 1) : std::max<int64_t>(4, ahead);
+  for_each_list_piece(n_rows, n_tok * n_in, pool, [&](int64_t b, int64_t e) {
+    int64_t p = b;  // the next list entry to prefetch
+    for (int64_t i = b; i < e;) {
+      int64_t len = 1;
+      while (len < max_len && i + len < e && rows[i + len] == rows[i] + len) ++len;
+      for (const int64_t pe = std::min(e, i + len + ahead); p < pe; ++p) {
+        const uint8_t* row = w + uint64_t(rows[p]) * row_bytes;
+        for (uint64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(row + o, 0, 3);
+        __builtin_prefetch(row + row_bytes - 1, 0, 3);
+      }
+      run(i, rows[i], len);
+      i += len;
+    }
+  });
+}
+
+void matmul_gather_rows(const WeightMatrix& w, const float* x, int64_t n_tok, const int32_t* rows,
+                        int64_t n_rows, float* y, ThreadPool& pool) {
+  if (w.type == DType::Q8_0 || w.type == DType::Q4_0) {
+    matmul_quant_gather_rows(w.type, x, n_tok, w.cols, w.data, rows, n_rows, y, pool);
+    return;
+  }
+  // A run of consecutive rows r..r+len is the dense product of that slice
+  // of W, written to columns i..i+len of y.
+  const uint64_t row_bytes = w.row_bytes();
+  for_each_row_run(w.data, row_bytes, n_tok, w.cols, rows, n_rows, pool, [&](int64_t i, int64_t r, int64_t len) {
+    matmul_dense_rows(w.type, x, n_tok, w.cols, w.data + uint64_t(r) * row_bytes, y + i, n_rows, 0, len);
+  });
+}
+
+void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, const int32_t* active,
+                         int64_t n_active, float* y, ThreadPool& pool) {
+  const int64_t n_out = wt.cols;
+  if (n_tok <= 0 || n_out <= 0) return;
+  const uint64_t row_bytes = wt.row_bytes();
+  auto columns = [&](int64_t c0, int64_t c1) {
+    HWY_DYNAMIC_DISPATCH(SparseInputColumnsTyped)(wt.type, wt.data, row_bytes, x, n_tok, active, n_active, y,
+                                                  n_out, c0, c1);
+  };
+  if (n_tok * n_active * n_out < kMinParallelMacs || pool.size() == 1) {
+    columns(0, n_out);
+    return;
+  }
+  pool.parallel_for((n_out + kColumnUnit - 1) / kColumnUnit, [&](int64_t b, int64_t e, int) {
+    columns(b * kColumnUnit, std::min(n_out, e * kColumnUnit));
+  });
+}
+
+void matmul_gather_rows_reference(const WeightMatrix& w, const float* x, int64_t n_tok, const int32_t* rows,
+                                  int64_t n_rows, float* y) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int64_t i = 0; i < n_rows; ++i) {
+    read_row(w, rows[i], row.data());
+    for (int64_t t = 0; t < n_tok; ++t) {
+      double s = 0;
+      for (int64_t c = 0; c < w.cols; ++c) s += double(x[t * w.cols + c]) * double(row[c]);
+      y[t * n_rows + i] = static_cast<float>(s);
+    }
+  }
+}
+
+void matmul_sparse_input_reference(const WeightMatrix& wt, const float* x, int64_t n_tok,
+                                   const int32_t* active, int64_t n_active, float* y) {
+  const int64_t n_out = wt.cols;
+  std::vector<double> acc(static_cast<size_t>(n_tok * n_out), 0.0);
+  std::vector<float> row(static_cast<size_t>(n_out));
+  for (int64_t k = 0; k < n_active; ++k) {
+    read_row(wt, active[k], row.data());
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const double xk = x[t * n_active + k];
+      for (int64_t o = 0; o < n_out; ++o) acc[t * n_out + o] += xk * double(row[o]);
+    }
+  }
+  for (size_t i = 0; i < acc.size(); ++i) y[i] = static_cast<float>(acc[i]);
+}
+
+}  // namespace ffn
+#endif
