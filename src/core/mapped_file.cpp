@@ -48,4 +48,13 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
+std::string read_text_file_prefix(const std::string& path, size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, std::string("cannot open: ") + std::strerror(errno));
+  std::string out(max_bytes, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(max_bytes));
+  out.resize(static_cast<size_t>(in.gcount()));
+  return out;
+}
+
 }  // namespace ffn

@@ -28,5 +28,7 @@ class MappedFile {
 
 // Reads a whole (small) text file; throws ffn::Error naming the path.
 std::string read_text_file(const std::string& path);
+// At most the first max_bytes of a file (to sniff its kind).
+std::string read_text_file_prefix(const std::string& path, size_t max_bytes);
 
 }  // namespace ffn

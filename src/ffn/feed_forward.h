@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "ffn/activation_observer.h"
 
 namespace ffn {
 
@@ -18,6 +19,8 @@ class ThreadPool;
 struct Scratch {
   Tensor a;
   Tensor b;
+  Tensor c;
+  ActivationTap tap;  // set by the model for each layer; usually inactive
 };
 
 class FeedForward {

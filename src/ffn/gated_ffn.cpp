@@ -21,7 +21,10 @@ void GatedFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& pool)
   s.b.resize(n, hidden());
   matmul(gate_, x.ptr(), n, s.a.ptr(), pool);
   matmul(up_, x.ptr(), n, s.b.ptr(), pool);
+  s.tap(Site::FfnGate, s.a.ptr(), n, hidden());
+  s.tap(Site::FfnUp, s.b.ptr(), n, hidden());
   silu_mul(s.a.ptr(), s.b.ptr(), n * hidden());
+  s.tap(Site::FfnMid, s.a.ptr(), n, hidden());
   y.resize(n, d_model());
   matmul(down_, s.a.ptr(), n, y.ptr(), pool);
 }
