@@ -1,0 +1,110 @@
+#include "ffn/gate_sparse_ffn.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "kernels/sparse_matmul.h"
+
+namespace ffn {
+
+namespace {
+inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
+}  // namespace
+
+const char* GateRule::name(Kind k) {
+  switch (k) {
+    case Kind::Threshold: return "cats";
+    case Kind::ChannelThreshold: return "chess";
+    case Kind::StatisticalTopK: return "stat-topk";
+    case Kind::ExactTopK: return "topk";
+  }
+  return "?";
+}
+
+GateSparseFfn::GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down_t, GateRule rule,
+                             SparsitySite* site)
+    : gate_(std::move(gate)), up_(std::move(up)), down_t_(std::move(down_t)), rule_(std::move(rule)),
+      site_(site) {
+  if (gate_.rows != up_.rows || gate_.cols != up_.cols || down_t_.rows != gate_.rows ||
+      down_t_.cols != gate_.cols)
+    throw std::invalid_argument("GateSparseFfn: inconsistent gate/up/down_t shapes");
+  if (rule_.kind == GateRule::Kind::ChannelThreshold &&
+      static_cast<int64_t>(rule_.channel_thresholds.size()) != hidden())
+    throw std::invalid_argument("GateSparseFfn: one channel threshold per neuron expected");
+}
+
+void GateSparseFfn::select(const float* g, int64_t n, SparseActivations& out) const {
+  const int64_t h = hidden();
+  keep_.assign(static_cast<size_t>(n * h), 0);
+  std::vector<float>& act = act_;
+  act.resize(static_cast<size_t>(n * h));
+  for (int64_t i = 0; i < n * h; ++i) act[i] = silu(g[i]);
+  switch (rule_.kind) {
+    case GateRule::Kind::Threshold:
+      for (int64_t i = 0; i < n * h; ++i) keep_[i] = std::fabs(act[i]) > rule_.threshold;
+      break;
+    case GateRule::Kind::ChannelThreshold:
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t j = 0; j < h; ++j)
+          keep_[t * h + j] = std::fabs(act[t * h + j]) > rule_.channel_thresholds[j];
+      break;
+    case GateRule::Kind::StatisticalTopK:
+    case GateRule::Kind::ExactTopK: {
+      // Both rank |SiLU(g)| per token (see the header for why not g).
+      std::vector<float>& mag = mag_;
+      mag.resize(static_cast<size_t>(h));
+      const int64_t k = std::clamp<int64_t>(std::llround(rule_.keep_fraction * double(h)), 0, h);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* a = act.data() + t * h;
+        for (int64_t j = 0; j < h; ++j) mag[j] = std::fabs(a[j]);
+        uint8_t* keep = keep_.data() + t * h;
+        if (rule_.kind == GateRule::Kind::StatisticalTopK) {
+          const float theta = statistical_topk_silu_threshold(g + t * h, h, rule_.keep_fraction);
+          for (int64_t j = 0; j < h; ++j) keep[j] = mag[j] > theta;
+          continue;
+        }
+        if (k == 0) continue;
+        std::vector<float> sorted = mag;
+        std::nth_element(sorted.begin(), sorted.begin() + (h - k), sorted.end());
+        const float kth = sorted[h - k];
+        // Ties at the k-th value: keep the first ones so exactly k survive.
+        int64_t above = 0;
+        for (int64_t j = 0; j < h; ++j) above += mag[j] > kth;
+        int64_t ties = k - above;
+        for (int64_t j = 0; j < h; ++j) keep[j] = mag[j] > kth || (mag[j] == kth && ties-- > 0);
+      }
+      break;
+    }
+  }
+  pack_activations(act.data(), keep_.data(), n, h, out);
+}
+
+void GateSparseFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& pool) const {
+  const int64_t n = x.rows;
+  s.a.resize(n, hidden());
+  matmul(gate_, x.ptr(), n, s.a.ptr(), pool);
+  s.tap(Site::FfnGate, s.a.ptr(), n, hidden());
+  select(s.a.ptr(), n, packed_);
+  if (site_) site_->record(packed_.kept, packed_.seen);
+  const int64_t na = packed_.n_active();
+  // Up rows of the active neurons only, then h = SiLU(g) * u on the packed set.
+  s.b.resize(n, std::max<int64_t>(na, 1));
+  matmul_gather_rows(up_, x.ptr(), n, packed_.active.data(), na, s.b.ptr(), pool);
+  for (int64_t i = 0; i < n * na; ++i) packed_.values[i] *= s.b.data[i];
+  y.resize(n, d_model());
+  matmul_sparse_input(down_t_, packed_.values.data(), n, packed_.active.data(), na, y.ptr(), pool);
+}
+
+std::string GateSparseFfn::describe() const {
+  return fmt::format("gated silu {}->{}->{} {}, {} sparse", d_model(), hidden(), d_model(),
+                     dtype_name(gate_.type), GateRule::name(rule_.kind));
+}
+
+uint64_t GateSparseFfn::weight_bytes_per_token() const {
+  return gate_.bytes() + up_.bytes() + down_t_.bytes();
+}
+
+}  // namespace ffn
