@@ -11,6 +11,7 @@
 #include "ffn/gated_ffn.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/sparse_matmul.h"
 #include "model/weights.h"
 
 namespace ffn {
@@ -21,19 +22,37 @@ LlamaModel::LlamaModel(const ModelSource& src) : config_(LlamaConfig::from(src))
   output_norm_ = load_vector(src, "output_norm.weight", c.dim);
   output_ = src.find("output.weight") ? load_matrix(src, "output.weight", c.vocab_size, c.dim) : token_embd_;
   layers_.resize(static_cast<size_t>(c.n_layers));
+  // A layer matrix, or only its shape when the file holds it transposed.
+  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) {
+    if (!src.find(name) && src.find(transposed_tensor_name(name))) {
+      pretransposed_[name] = load_matrix(src, transposed_tensor_name(name), cols, rows);
+      needs_sparsity_plan_ = true;
+      WeightMatrix shape_only;
+      shape_only.type = pretransposed_[name].type;
+      shape_only.rows = rows;
+      shape_only.cols = cols;
+      return shape_only;
+    }
+    return load_matrix(src, name, rows, cols);
+  };
   for (int64_t l = 0; l < c.n_layers; ++l) {
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
     LlamaLayer& L = layers_[l];
     L.attn_norm = load_vector(src, name("attn_norm"), c.dim);
     L.ffn_norm = load_vector(src, name("ffn_norm"), c.dim);
-    L.wq = load_matrix(src, name("attn_q"), c.dim, c.dim);
-    L.wk = load_matrix(src, name("attn_k"), c.kv_dim, c.dim);
-    L.wv = load_matrix(src, name("attn_v"), c.kv_dim, c.dim);
-    L.wo = load_matrix(src, name("attn_output"), c.dim, c.dim);
-    L.ffn = std::make_unique<GatedFfn>(load_matrix(src, name("ffn_gate"), c.hidden_dim, c.dim),
-                                       load_matrix(src, name("ffn_up"), c.hidden_dim, c.dim),
-                                       load_matrix(src, name("ffn_down"), c.dim, c.hidden_dim));
+    L.wq = matrix(name("attn_q"), c.dim, c.dim);
+    L.wk = matrix(name("attn_k"), c.kv_dim, c.dim);
+    L.wv = matrix(name("attn_v"), c.kv_dim, c.dim);
+    L.wo = matrix(name("attn_output"), c.dim, c.dim);
+    L.ffn = std::make_unique<GatedFfn>(matrix(name("ffn_gate"), c.hidden_dim, c.dim),
+                                       matrix(name("ffn_up"), c.hidden_dim, c.dim),
+                                       matrix(name("ffn_down"), c.dim, c.hidden_dim));
   }
+}
+
+const WeightMatrix* LlamaModel::pretransposed(const std::string& name) const {
+  const auto it = pretransposed_.find(name);
+  return it == pretransposed_.end() ? nullptr : &it->second;
 }
 
 KvCache LlamaModel::make_cache(int64_t capacity) const {
@@ -45,6 +64,41 @@ uint64_t LlamaModel::weight_bytes() const {
   for (const auto& L : layers_)
     total += L.wq.bytes() + L.wk.bytes() + L.wv.bytes() + L.wo.bytes() + L.ffn->weight_bytes_per_token();
   return total;
+}
+
+void LlamaModel::project_qkv(LlamaLayer& L, int64_t n, ThreadPool& pool) {
+  AttentionSparsity* S = L.attn_sparsity.get();
+  if (!S || S->in_threshold <= 0) {
+    if (S && S->in_site) S->in_site->record(uint64_t(n * config_.dim), uint64_t(n * config_.dim));
+    matmul(L.wq, xn_.ptr(), n, q_.ptr(), pool);
+    matmul(L.wk, xn_.ptr(), n, k_.ptr(), pool);
+    matmul(L.wv, xn_.ptr(), n, v_.ptr(), pool);
+    return;
+  }
+  auto& p = S->packed;
+  threshold_activations(xn_.ptr(), n, config_.dim, S->in_threshold, nullptr, p);
+  if (S->in_site) S->in_site->record(p.kept, p.seen);
+  matmul_sparse_input(S->wq_t, p.values.data(), n, p.active.data(), p.n_active(), q_.ptr(), pool);
+  if (S->q_only) {
+    matmul(L.wk, xn_.ptr(), n, k_.ptr(), pool);
+    matmul(L.wv, xn_.ptr(), n, v_.ptr(), pool);
+  } else {
+    matmul_sparse_input(S->wk_t, p.values.data(), n, p.active.data(), p.n_active(), k_.ptr(), pool);
+    matmul_sparse_input(S->wv_t, p.values.data(), n, p.active.data(), p.n_active(), v_.ptr(), pool);
+  }
+}
+
+void LlamaModel::project_output(LlamaLayer& L, int64_t n, ThreadPool& pool) {
+  AttentionSparsity* S = L.attn_sparsity.get();
+  if (!S || S->out_threshold <= 0) {
+    if (S && S->out_site) S->out_site->record(uint64_t(n * config_.dim), uint64_t(n * config_.dim));
+    matmul(L.wo, att_.ptr(), n, proj_.ptr(), pool);
+    return;
+  }
+  auto& p = S->packed;
+  threshold_activations(att_.ptr(), n, config_.dim, S->out_threshold, nullptr, p);
+  if (S->out_site) S->out_site->record(p.kept, p.seen);
+  matmul_sparse_input(S->wo_t, p.values.data(), n, p.active.data(), p.n_active(), proj_.ptr(), pool);
 }
 
 void LlamaModel::attention(LlamaLayer& L, int64_t layer, int64_t n, KvCache& cache, ThreadPool& pool) {
@@ -84,6 +138,9 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tenso
                          bool all_logits, ThreadPool& pool) {
   const auto& c = config_;
   if (n <= 0) return;
+  if (needs_sparsity_plan_)
+    throw Error("this model stores weights transposed for activation sparsity; its sparsity plan must be applied "
+                "before running it (load it with load_model)");
   if (cache.size() + n > cache.capacity())
     throw Error(fmt::format("context overflow: {} tokens in the cache + {} new > capacity {}",
                             cache.size(), n, cache.capacity()));
@@ -111,10 +168,11 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tenso
   lap(&ForwardProfile::other_s);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LlamaLayer& L = layers_[l];
+    const ActivationTap tap{observer_, l};
+    scratch_.tap = tap;
     for (int64_t t = 0; t < n; ++t) rmsnorm(x_.row(t), L.attn_norm.data(), xn_.row(t), c.dim, c.rms_eps);
-    matmul(L.wq, xn_.ptr(), n, q_.ptr(), pool);
-    matmul(L.wk, xn_.ptr(), n, k_.ptr(), pool);
-    matmul(L.wv, xn_.ptr(), n, v_.ptr(), pool);
+    tap(Site::AttnIn, xn_.ptr(), n, c.dim);
+    project_qkv(L, n, pool);
     for (int64_t t = 0; t < n; ++t) {
       rope(q_.row(t), c.n_heads, c.head_dim, c.rope_dim, past + t, c.rope_base, c.rope_style);
       rope(k_.row(t), c.n_kv_heads, c.head_dim, c.rope_dim, past + t, c.rope_base, c.rope_style);
@@ -122,10 +180,12 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tenso
       std::memcpy(cache.value(l, past + t), v_.row(t), sizeof(float) * c.kv_dim);
     }
     attention(L, l, n, cache, pool);
-    matmul(L.wo, att_.ptr(), n, proj_.ptr(), pool);
+    tap(Site::AttnOut, att_.ptr(), n, c.dim);
+    project_output(L, n, pool);
     for (int64_t i = 0; i < n * c.dim; ++i) x_.data[i] += proj_.data[i];
     lap(&ForwardProfile::attention_s);
     for (int64_t t = 0; t < n; ++t) rmsnorm(x_.row(t), L.ffn_norm.data(), xn_.row(t), c.dim, c.rms_eps);
+    tap(Site::FfnIn, xn_.ptr(), n, c.dim);
     L.ffn->forward(xn_, ffn_out_, scratch_, pool);
     for (int64_t i = 0; i < n * c.dim; ++i) x_.data[i] += ffn_out_.data[i];
     lap(&ForwardProfile::ffn_s);

@@ -7,13 +7,17 @@
 // Each layer owns its FeedForward, which transforms may replace.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
+#include "ffn/activation_observer.h"
 #include "ffn/feed_forward.h"
 #include "io/model_source.h"
 #include "kernels/weight_matrix.h"
+#include "model/attention_sparsity.h"
 #include "model/kv_cache.h"
 #include "model/llama_config.h"
 
@@ -36,6 +40,7 @@ struct LlamaLayer {
   std::vector<float> ffn_norm;
   WeightMatrix wq, wk, wv, wo;
   std::unique_ptr<FeedForward> ffn;
+  std::unique_ptr<AttentionSparsity> attn_sparsity;  // null: dense projections
 };
 
 class LlamaModel {
@@ -60,9 +65,21 @@ class LlamaModel {
   // output head (plus one embedding row).
   uint64_t weight_bytes() const;
 
+  // Matrices the file stores only transposed (see transposed_tensor_name),
+  // keyed by the original name; the layer's own WeightMatrix then has its
+  // shape but no data, and the file's sparsity plan must be applied
+  // (transform/sparsify.h) before forward().
+  const WeightMatrix* pretransposed(const std::string& name) const;
+  bool needs_sparsity_plan() const { return needs_sparsity_plan_; }
+  void set_sparsity_plan_applied() { needs_sparsity_plan_ = false; }
+
   void set_profile(ForwardProfile* profile) { profile_ = profile; }
+  // Reports every layer's activations to `observer` (null: none).
+  void set_observer(ActivationObserver* observer) { observer_ = observer; }
 
  private:
+  void project_qkv(LlamaLayer& layer, int64_t n, ThreadPool& pool);
+  void project_output(LlamaLayer& layer, int64_t n, ThreadPool& pool);
   void attention(LlamaLayer& layer, int64_t layer_index, int64_t n, KvCache& cache, ThreadPool& pool);
 
   LlamaConfig config_;
@@ -76,6 +93,9 @@ class LlamaModel {
   Scratch scratch_;
   std::vector<std::vector<float>> score_rows_;  // per thread
   ForwardProfile* profile_ = nullptr;
+  std::map<std::string, WeightMatrix> pretransposed_;
+  bool needs_sparsity_plan_ = false;
+  ActivationObserver* observer_ = nullptr;
 };
 
 }  // namespace ffn

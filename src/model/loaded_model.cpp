@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
+#include "model/sparsity_plan.h"
 
 namespace ffn {
 
@@ -17,6 +19,12 @@ LoadedModel load_model(const std::string& path, const std::string& tokenizer_pat
   LoadedModel m;
   m.source = load_model_source(path, tokenizer_path);
   m.model = std::make_unique<LlamaModel>(m.source);
+  if (const auto plan = read_sparsity_plan(m.source, m.model->config())) {
+    m.sparsity = apply_sparsity(*m.model, *plan, &ThreadPool::global());
+    m.sparsity_spec = fmt::format("{}:{:g}", sparsity_method_name(plan->spec.method), plan->spec.target);
+  } else if (m.model->needs_sparsity_plan()) {
+    fail(path, "ffn.sparsity.method", "a sparsity plan (the file stores transposed matrices)", "none");
+  }
   if (m.source.tokenizer) {
     const std::string where = tokenizer_path.empty() ? path : tokenizer_path;
     m.tokenizer.emplace(*m.source.tokenizer, where);

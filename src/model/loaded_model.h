@@ -7,6 +7,7 @@
 #include <string>
 
 #include "io/model_source.h"
+#include "ffn/sparsity_meter.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 
@@ -16,6 +17,9 @@ struct LoadedModel {
   ModelSource source;
   std::unique_ptr<LlamaModel> model;
   std::optional<Tokenizer> tokenizer;
+  // Set when the file carries an activation-sparsity plan (already applied).
+  std::unique_ptr<SparsityMeter> sparsity;
+  std::string sparsity_spec;  // e.g. "teal:0.5", from the file
 
   // Throws ffn::Error naming the model file when it carries no tokenizer.
   const Tokenizer& require_tokenizer() const;

@@ -40,6 +40,13 @@ WeightMatrix load_matrix(const ModelSource& src, const std::string& name, int64_
   return m;
 }
 
+std::string transposed_tensor_name(const std::string& name) {
+  const std::string suffix = ".weight";
+  if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+    return name.substr(0, name.size() - suffix.size()) + "_t" + suffix;
+  return name + "_t";
+}
+
 std::vector<float> load_vector(const ModelSource& src, const std::string& name, int64_t n) {
   const WeightTensor& t = src.get(name);
   check_shape(src, t, {uint64_t(n)});

@@ -15,6 +15,11 @@ namespace ffn {
 // not 4-byte aligned (possible in safetensors) is copied to aligned memory.
 WeightMatrix load_matrix(const ModelSource& src, const std::string& name, int64_t rows, int64_t cols);
 
+// Files written for activation sparsity store some matrices transposed (one
+// row per input, so a skipped input skips a contiguous row) under this name:
+// "blk.3.ffn_down.weight" -> "blk.3.ffn_down_t.weight".
+std::string transposed_tensor_name(const std::string& name);
+
 // Checks shape [n] and returns the values as fp32.
 std::vector<float> load_vector(const ModelSource& src, const std::string& name, int64_t n);
 
