@@ -8,6 +8,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/error.h"
+#include "ffn/sparsity_meter.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
 #include "kernels/ops.h"
@@ -78,6 +79,7 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
     model.forward(prompt.data(), p.prefill_tokens, cache, logits, false, pool);
     prefill.push_back(double(p.prefill_tokens) / t.seconds());
   }
+  if (p.sparsity) p.sparsity->reset();
   for (int rep = 0; rep < p.repetitions; ++rep) {
     // As llama-bench's tg: decode from an empty context, one token at a time.
     cache.clear();
@@ -99,7 +101,13 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
     r.decode_attention_fraction = profile.attention_s / total;
     r.decode_other_fraction = profile.other_s / total;
   }
-  r.weight_bytes_per_token = model.weight_bytes();
+  r.dense_weight_bytes_per_token = model.weight_bytes();
+  r.weight_bytes_per_token = r.dense_weight_bytes_per_token;
+  if (p.sparsity) {
+    const double decoded = double(p.decode_tokens) * p.repetitions;
+    r.achieved_sparsity = p.sparsity->achieved_sparsity();
+    r.weight_bytes_per_token -= static_cast<uint64_t>(p.sparsity->skipped_bytes() / decoded);
+  }
   r.decode_gb_s = double(r.weight_bytes_per_token) * r.decode_tok_s / 1e9;
   r.peak_rss_mb = peak_rss_mb();  // before the bandwidth buffer
   r.bandwidth_gb_s = measure_read_bandwidth(pool);

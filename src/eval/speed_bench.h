@@ -11,6 +11,7 @@
 namespace ffn {
 
 class LlamaModel;
+class SparsityMeter;
 class ThreadPool;
 
 struct SpeedBenchParams {
@@ -18,12 +19,17 @@ struct SpeedBenchParams {
   int64_t decode_tokens = 64;
   int repetitions = 3;
   uint64_t seed = 1;
+  // The meter of an activation-sparse model (transform/sparsify.h): decode's
+  // achieved sparsity and skipped weight bytes are measured through it.
+  SparsityMeter* sparsity = nullptr;
 };
 
 struct SpeedBenchResult {
   double prefill_tok_s = 0;
   double decode_tok_s = 0;
-  uint64_t weight_bytes_per_token = 0;
+  uint64_t weight_bytes_per_token = 0;        // read per decoded token (sparse: measured)
+  uint64_t dense_weight_bytes_per_token = 0;  // every weight once
+  double achieved_sparsity = 0;               // during decode, in the method's own definition
   double decode_gb_s = 0;
   double bandwidth_gb_s = 0;
   double decode_ffn_fraction = 0, decode_attention_fraction = 0, decode_other_fraction = 0;
