@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "sparsity_flags.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
 #include "eval/speed_bench.h"
@@ -12,6 +13,7 @@ namespace ffn::cli {
 
 namespace {
 struct BenchOptions {
+  SparsityFlags sparsity;
   std::string model;
   int threads = 0;
   SpeedBenchParams params;
@@ -27,11 +29,15 @@ Command add_bench(CLI::App& app) {
   app.add_option("-n,--n-gen", o->params.decode_tokens, "decode tokens")->capture_default_str();
   app.add_option("-r,--repetitions", o->params.repetitions, "repetitions (median reported)")->capture_default_str();
   app.add_flag("--json", o->json, "print one JSON line on stdout");
+  o->sparsity.add(app);
   return [o] {
     if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
     ThreadPool& pool = ThreadPool::global();
     Timer load;
     LoadedModel lm = load_model(o->model);
+    auto flag_meter = o->sparsity.apply(lm, pool);
+    SparsityMeter* meter = flag_meter ? flag_meter.get() : lm.sparsity.get();
+    o->params.sparsity = meter;
     const double load_s = load.seconds();
     const SpeedBenchResult r = run_speed_bench(*lm.model, pool, o->params);
     const double fraction = r.decode_gb_s / r.bandwidth_gb_s;
@@ -40,10 +46,13 @@ Command add_bench(CLI::App& app) {
           "{{\"model\":\"{}\",\"threads\":{},\"prefill_tokens\":{},\"decode_tokens\":{},\"prefill_tok_s\":{:.3f},"
           "\"decode_tok_s\":{:.3f},\"peak_rss_mb\":{:.1f},\"weight_bytes_per_token\":{},\"decode_gb_s\":{:.3f},"
           "\"bandwidth_gb_s\":{:.3f},\"bandwidth_fraction\":{:.4f},\"decode_ffn_fraction\":{:.4f},"
-          "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f}}}\n",
+          "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f}{}}}\n",
           o->model, pool.size(), o->params.prefill_tokens, o->params.decode_tokens, r.prefill_tok_s, r.decode_tok_s,
           r.peak_rss_mb, r.weight_bytes_per_token, r.decode_gb_s, r.bandwidth_gb_s, fraction, r.decode_ffn_fraction,
-          r.decode_attention_fraction, r.decode_other_fraction);
+          r.decode_attention_fraction, r.decode_other_fraction,
+          meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.4f},\"dense_weight_bytes_per_token\":{}",
+                              sparsity_label(lm, o->sparsity.spec), r.achieved_sparsity, r.dense_weight_bytes_per_token)
+                : std::string());
       return 0;
     }
     fmt::print("model            {} (loaded in {:.2f} s)\n", o->model, load_s);
@@ -55,6 +64,10 @@ Command add_bench(CLI::App& app) {
     fmt::print("decode time      FFN {:.0f}% | attention {:.0f}% | other {:.0f}%\n", 100 * r.decode_ffn_fraction,
                100 * r.decode_attention_fraction, 100 * r.decode_other_fraction);
     fmt::print("weights/token    {:.1f} MiB\n", r.weight_bytes_per_token / 1048576.0);
+    if (meter)
+      fmt::print("sparsity         {}: achieved {:.1f}% during decode; {:.1f} of {:.1f} MiB/token read\n",
+                 sparsity_label(lm, o->sparsity.spec), 100 * r.achieved_sparsity, r.weight_bytes_per_token / 1048576.0,
+                 r.dense_weight_bytes_per_token / 1048576.0);
     fmt::print("decode traffic   {:.2f} GB/s = {:.0f}% of the measured read bandwidth {:.2f} GB/s\n", r.decode_gb_s,
                100 * fraction, r.bandwidth_gb_s);
     fmt::print("peak RSS         {:.0f} MiB\n", r.peak_rss_mb);

@@ -1,18 +1,25 @@
 #include <fmt/format.h>
 
 #include <memory>
+#include <optional>
 
 #include "commands.h"
 #include "core/error.h"
 #include "io/model_source.h"
+#include "core/thread_pool.h"
 #include "model/llama_model.h"
+#include "model/tokenizer.h"
 #include "transform/retype.h"
+#include "transform/sparse_file.h"
+#include "transform/sparsify.h"
 
 namespace ffn::cli {
 
 namespace {
 struct ConvertOptions {
   std::string model, tokenizer, out, type;
+  std::string sparsity, calib;
+  int64_t calib_tokens = 8192;
 };
 }  // namespace
 
@@ -22,13 +29,28 @@ Command add_convert(CLI::App& app) {
   app.add_option("-z,--tokenizer", o->tokenizer, "tokenizer to embed (llama2.c tokenizer.bin, tokenizer.json)");
   app.add_option("-o,--output", o->out, "output GGUF file")->required();
   app.add_option("--type", o->type, "weight type of the output: f32, f16, bf16, q8_0, q4_0 (default: keep)");
+  app.add_option("--sparsity", o->sparsity,
+                 "write activation sparsity METHOD:TARGET (teal|cats|chess|chess-ffn|stat-topk|topk): thresholds as metadata, "
+                 "matrices read by input stored transposed");
+  app.add_option("--calib", o->calib, "calibration text, or statistics from `ffn calibrate` (teal, cats, chess)");
+  app.add_option("--calib-tokens", o->calib_tokens, "tokens of a --calib text to calibrate on")->capture_default_str();
   return [o] {
     ModelSource src = load_model_source(o->model, o->tokenizer);
-    LlamaModel check(src);  // refuse to write a model we could not run
+    LlamaModel model(src);  // refuse to write a model we could not run
     if (!o->type.empty()) {
       const auto t = parse_dtype(o->type);
       if (!t) fail("--type", "value", "f32, f16, bf16, q8_0 or q4_0", o->type);
       src = retype(src, *t);
+    }
+    if (!o->sparsity.empty()) {
+      if (model.needs_sparsity_plan() || read_sparsity_plan(src, model.config()))
+        fail(o->model, "ffn.sparsity.method", "a dense model for --sparsity", "a file that already carries a plan");
+      std::optional<Tokenizer> tok;
+      if (src.tokenizer) tok.emplace(*src.tokenizer, o->model);
+      ThreadPool& pool = ThreadPool::global();
+      const SparsityPlan plan =
+          calibrated_plan(model, o->sparsity, o->calib, &pool, tok ? &*tok : nullptr, o->calib_tokens);
+      src = with_sparsity_plan(src, plan, &pool);
     }
     write_gguf(src, o->out);
     fmt::print(stderr, "wrote {} ({} tensors)\n", o->out, src.tensors.size());

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "sparsity_flags.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
@@ -14,6 +15,7 @@ namespace ffn::cli {
 
 namespace {
 struct GenerateOptions {
+  SparsityFlags sparsity;
   std::string model, tokenizer, prompt = "Once upon a time";
   int n = 64;
   int threads = 0;
@@ -34,10 +36,13 @@ Command add_generate(CLI::App& app) {
   app.add_option("--top-k", o->sampler.top_k, "top-k (0 = off)")->capture_default_str();
   app.add_option("--top-p", o->sampler.top_p, "top-p (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", o->sampler.seed, "random seed")->capture_default_str();
+  o->sparsity.add(app);
   return [o] {
     if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
     ThreadPool& pool = ThreadPool::global();
     LoadedModel lm = load_model(o->model, o->tokenizer);
+    auto flag_meter = o->sparsity.apply(lm, pool);
+    SparsityMeter* meter = flag_meter ? flag_meter.get() : lm.sparsity.get();
     const Tokenizer& tok = lm.require_tokenizer();
     LlamaModel& model = *lm.model;
 

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "sparsity_flags.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "eval/perplexity.h"
@@ -13,6 +14,7 @@ namespace ffn::cli {
 
 namespace {
 struct PerplexityOptions {
+  SparsityFlags sparsity;
   std::string model, tokenizer, text;
   int ctx = 0;
   int threads = 0;
@@ -30,10 +32,13 @@ Command add_perplexity(CLI::App& app) {
   app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_flag("--json", o->json, "print one JSON line {\"tokens\",\"nll\",\"ppl\"} on stdout");
   app.add_flag("--no-progress", o->no_progress, "no progress bar");
+  o->sparsity.add(app);
   return [o] {
     if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
     ThreadPool& pool = ThreadPool::global();
     LoadedModel lm = load_model(o->model, o->tokenizer);
+    auto flag_meter = o->sparsity.apply(lm, pool);
+    SparsityMeter* meter = flag_meter ? flag_meter.get() : lm.sparsity.get();
     const Tokenizer& tok = lm.require_tokenizer();
     const std::string text = read_text_file(o->text);
     const auto stream = tok.encode(text);
@@ -43,9 +48,13 @@ Command add_perplexity(CLI::App& app) {
                                           [&](int64_t done, int64_t total) { progress.update(done, total); });
     progress.finish();
     if (o->json) {
-      fmt::print("{{\"tokens\":{},\"nll\":{:.9g},\"ppl\":{:.9g}}}\n", r.tokens, r.nll, r.ppl);
+      fmt::print("{{\"tokens\":{},\"nll\":{:.9g},\"ppl\":{:.9g}{}}}\n", r.tokens, r.nll, r.ppl,
+                 meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.6f}", sparsity_label(lm, o->sparsity.spec),
+                                     meter->achieved_sparsity())
+                       : std::string());
     } else {
       fmt::print("tokens scored: {}\nmean NLL: {:.6f} nats\nperplexity: {:.4f}\n", r.tokens, r.nll, r.ppl);
+      if (meter) fmt::print("sparsity: {} (achieved {:.2f}%)\n", sparsity_label(lm, o->sparsity.spec), 100 * meter->achieved_sparsity());
     }
     return 0;
   };

@@ -17,5 +17,7 @@ Command add_convert(CLI::App& app);
 Command add_quantize(CLI::App& app);
 Command add_synth(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_calibrate(CLI::App& app);
+Command add_report(CLI::App& app);
 
 }  // namespace ffn::cli

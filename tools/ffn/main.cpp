@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
   add(ffn::cli::add_convert, "convert", "convert a model (llama2.c, safetensors, GGUF) to GGUF");
   add(ffn::cli::add_bench, "bench", "measure prefill and decode speed against the machine's bandwidth");
   add(ffn::cli::add_synth, "synth", "write a random-weight model of a real shape (for speed measurements)");
+  add(ffn::cli::add_calibrate, "calibrate", "collect activation statistics on a text (for --sparsity thresholds)");
+  add(ffn::cli::add_report, "report", "quality vs speed vs memory of model variants: table, CSV and plot");
   add(ffn::cli::add_quantize, "quantize", "write a model with its weights as Q8_0, Q4_0, BF16, F16 or F32");
   try {
     app.parse(argc, argv);
