@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
@@ -344,16 +345,41 @@ void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, 
   const int64_t n_out = wt.cols;
   if (n_tok <= 0 || n_out <= 0) return;
   const uint64_t row_bytes = wt.row_bytes();
-  auto columns = [&](int64_t c0, int64_t c1) {
-    HWY_DYNAMIC_DISPATCH(SparseInputColumnsTyped)(wt.type, wt.data, row_bytes, x, n_tok, active, n_active, y,
-                                                  n_out, c0, c1);
+  // Products of rows k0..k1 of the active list, columns [c0, c1), into out.
+  auto part = [&](int64_t k0, int64_t k1, float* out, int64_t c0, int64_t c1) {
+    HWY_DYNAMIC_DISPATCH(SparseInputColumnsTyped)(wt.type, wt.data, row_bytes, x + k0, n_tok, active + k0, k1 - k0,
+                                                  out, n_out, c0, c1);
   };
   if (n_tok * n_active * n_out < kMinParallelMacs || pool.size() == 1) {
-    columns(0, n_out);
+    part(0, n_active, y, 0, n_out);
     return;
   }
+  if (n_tok == 1) {
+    // Decode: each thread streams whole rows of its share of the active list
+    // into its own partial sum (contiguous rows keep the hardware prefetcher
+    // running; splitting columns instead makes every thread jump between
+    // rows), then the partial sums are added: n_out floats per thread.
+    const int threads = pool.size();
+    // (thread_local names the caller's buffer only here: a worker naming it
+    // would get its own, so the workers get the pointer.)
+    thread_local AlignedVector<float> partial_buffer;
+    partial_buffer.resize(static_cast<size_t>(threads * n_out));
+    float* partial = partial_buffer.data();
+    pool.parallel_for(threads, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i)
+        part(n_active * i / threads, n_active * (i + 1) / threads, partial + i * n_out, 0, n_out);
+    });
+    for (int64_t o = 0; o < n_out; ++o) {
+      float s = 0;
+      for (int i = 0; i < threads; ++i) s += partial[i * n_out + o];
+      y[o] = s;
+    }
+    return;
+  }
+  // Several tokens: threads split the columns, so each decoded weight vector
+  // serves every token of the batch.
   pool.parallel_for((n_out + kColumnUnit - 1) / kColumnUnit, [&](int64_t b, int64_t e, int) {
-    columns(b * kColumnUnit, std::min(n_out, e * kColumnUnit));
+    part(0, n_active, y, b * kColumnUnit, std::min(n_out, e * kColumnUnit));
   });
 }
 
