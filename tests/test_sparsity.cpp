@@ -249,8 +249,9 @@ TEST(SparsitySpec, ParsesMethodsAndRejectsBadValues) {
   }
 }
 
-// stories260K with statistics collected on the first 200 lines of the
-// validation text (shared by the tests below).
+// stories260K with statistics collected on the first 80 lines of the
+// validation text (~4K tokens; shared by the tests below, which also run
+// under the sanitizers).
 struct Calibrated {
   LoadedModel lm = load_model(test::model_path("stories260K.gguf"));
   std::vector<int32_t> stream;
@@ -258,7 +259,7 @@ struct Calibrated {
   Calibrated() {
     std::ifstream f(test::data_path("text/tinystories_valid_head.txt"));
     std::string text, line;
-    for (int i = 0; i < 200 && std::getline(f, line); ++i) text += line + "\n";
+    for (int i = 0; i < 80 && std::getline(f, line); ++i) text += line + "\n";
     stream = lm.require_tokenizer().encode(text);
     stats = collect_activation_stats(*lm.model, stream, lm.require_tokenizer().bos(), 128, 1 << 20, 1 << 14,
                                      ThreadPool::global());
@@ -297,17 +298,17 @@ TEST(Sparsity, AchievedSparsityIsWithinOnePercentOfTargetOnTheCalibrationText) {
     EXPECT_NEAR(achieved, parse_sparsity_spec(spec).target, 0.01) << spec;
   }
   // Statistical top-k is not calibrated: its threshold is exact only for
-  // normal gate values. Measured here: 52.1% for 50% (172 neurons per token).
+  // normal gate values. Measured here: 52.2% for 50% (172 neurons per token).
   double achieved = 0;
   sparse_ppl("stat-topk:0.5", &achieved);
   EXPECT_NEAR(achieved, 0.5, 0.03);
 }
 
 TEST(Sparsity, QualityOnStories260KStaysWithinMeasuredBounds) {
-  // Measured on this text (calibrated on it): dense 5.313; cats:0.5 ~7.2;
-  // chess:0.5 ~6.7; teal:0.25 ~6.0; teal:0.5 ~9.7 (a 64-wide model has little
-  // redundancy). Bounds leave ~10% headroom; sparser must be worse.
-  const double dense = 5.313078;
+  // Measured on this text (calibrated on it): dense 5.0709; cats:0.5 6.71;
+  // chess:0.5 6.36; teal:0.25 5.20; teal:0.5 8.84 (a 64-wide model has little
+  // redundancy). Bounds leave >= 10% headroom; sparser must be worse.
+  const double dense = 5.070874;
   EXPECT_LT(sparse_ppl("cats:0.5").ppl, 1.5 * dense);
   EXPECT_LT(sparse_ppl("chess:0.5").ppl, 1.4 * dense);
   const double t25 = sparse_ppl("teal:0.25").ppl, t50 = sparse_ppl("teal:0.5").ppl;

@@ -269,7 +269,11 @@ void save_activation_stats(const ActivationStats& st, const std::string& path) {
 }
 
 ActivationStats load_activation_stats(const std::string& path) {
-  const json j = parse_json(read_text_file(path), path);
+  return parse_activation_stats(read_text_file(path), path);
+}
+
+ActivationStats parse_activation_stats(const std::string& text, const std::string& path) {
+  const json j = parse_json(text, path);
   if (json_get<std::string>(j, "format", path) != "ffn.activation_stats")
     fail(path, "format", "\"ffn.activation_stats\"", j.at("format").dump());
   if (json_get<int64_t>(j, "version", path) != 1) fail(path, "version", "1", j.at("version").dump());

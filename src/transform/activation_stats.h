@@ -93,5 +93,7 @@ ActivationStats collect_activation_stats(LlamaModel& model, const std::vector<in
 void save_activation_stats(const ActivationStats& stats, const std::string& path);
 // Validates every field; errors name the file and the field.
 ActivationStats load_activation_stats(const std::string& path);
+// The same from the file's text (`path` only names it in errors).
+ActivationStats parse_activation_stats(const std::string& text, const std::string& path);
 
 }  // namespace ffn

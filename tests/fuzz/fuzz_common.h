@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "io/model_source.h"
 #include "model/kv_cache.h"
 #include "model/llama_model.h"
+#include "model/sparsity_plan.h"
 #include "model/tokenizer.h"
 
 namespace ffn::fuzz {
@@ -53,6 +55,10 @@ inline void run_model(const ModelSource& src) {
   if (!small_enough(src.params)) return;
   LlamaModel model(src);
   static ThreadPool pool(1);
+  // A file may carry an activation-sparsity plan (ffn.sparsity.* keys and
+  // transposed matrices): read and apply it as load_model does.
+  std::unique_ptr<SparsityMeter> sparsity;
+  if (const auto plan = read_sparsity_plan(src, model.config())) sparsity = apply_sparsity(model, *plan, &pool);
   KvCache cache = model.make_cache(2);
   Tensor logits;
   const int32_t token = 0;

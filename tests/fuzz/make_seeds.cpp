@@ -20,6 +20,11 @@
 
 #include "core/half.h"
 #include "io/model_source.h"
+#include "core/thread_pool.h"
+#include "model/llama_model.h"
+#include "transform/activation_stats.h"
+#include "transform/sparse_file.h"
+#include "transform/sparsify.h"
 #include "kernels/convert.h"
 #include "kernels/quant_blocks.h"
 
@@ -288,7 +293,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path out = argv[1];
-  for (const char* t : {"gguf", "llama2c", "llama2c_tokenizer", "safetensors", "tokenizer_json"})
+  for (const char* t : {"gguf", "llama2c", "llama2c_tokenizer", "safetensors", "tokenizer_json", "activation_stats"})
     fs::create_directories(out / t);
   try {
     const Shape small{8, 12, 2, 2, 1, 16, 16};
@@ -297,6 +302,22 @@ int main(int argc, char** argv) {
     Model f32 = tiny_model(small, false, 1, [](const std::string&) { return DType::F32; });
     f32.src.tokenizer = tiny_tokenizer(false);
     write_gguf(f32.src, (out / "gguf/tiny_f32.gguf").string());
+    {
+      // The same model with activation sparsity written in (TEAL: every
+      // matrix transposed; CHESS: channel thresholds, q and o transposed),
+      // and activation statistics of it.
+      LlamaModel model(f32.src);
+      std::vector<int32_t> tokens;
+      for (int32_t i = 0; i < 64; ++i) tokens.push_back(i % 16);
+      ThreadPool pool(1);
+      ActivationStats st = collect_activation_stats(model, tokens, 1, 16, 64, 64, pool);
+      save_activation_stats(st, (out / "activation_stats/tiny_stats.json").string());
+      for (const char* spec : {"teal:0.5", "chess:0.4", "stat-topk:0.3"}) {
+        const SparsityPlan plan = plan_sparsity(parse_sparsity_spec(spec), &st, model);
+        const std::string name = std::string("gguf/tiny_sparse_") + std::string(spec).substr(0, 4) + ".gguf";
+        write_gguf(with_sparsity_plan(f32.src, plan, nullptr), (out / name).string());
+      }
+    }
 
     Model mixed = tiny_model(wide, true, 2, [](const std::string& name) {
       if (name.find("attn_q") != std::string::npos || name.find("ffn_up") != std::string::npos) return DType::Q8_0;

@@ -15,7 +15,7 @@ seconds=${1:-60}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${FFN_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${FFN_FUZZ_JOBS:-2}
-targets=${FFN_FUZZ_TARGETS:-gguf llama2c llama2c_tokenizer safetensors tokenizer_json}
+targets=${FFN_FUZZ_TARGETS:-gguf llama2c llama2c_tokenizer safetensors tokenizer_json activation_stats}
 
 # Largest input per target: big enough for the tiny generated seeds and the
 # headers of the shipped files (longer seeds are cut to this length); small
@@ -26,6 +26,7 @@ declare -A max_len=(
   [llama2c_tokenizer]=16384  # tok512.bin is 6 KB
   [safetensors]=16384        # tiny files ~2 KB; the 656K header is 2 KB
   [tokenizer_json]=131072    # the 656K tokenizer.json is 86 KB
+  [activation_stats]=65536   # the tiny seed is ~40 KB
 )
 
 data_args=()
