@@ -501,6 +501,10 @@ TEST(SparseFile, BadPlanMetadataNamesTheKey) {
         std::erase_if(s.extra_metadata, [](const auto& kv) { return kv.first.rfind("ffn.sparsity.", 0) == 0; });
       },
       "ffn.sparsity.method");
+  // A matrix stored only transposed that the plan keeps dense (found by
+  // fuzz_gguf: the dense path read a matrix with no data).
+  expect_error([&](ModelSource& s) { meta(s, "ffn.sparsity.attn_q_only") = GgufValue::of_bool(true); },
+               "blk.0.attn_k_t.weight");
   // A plan whose transposed matrix is missing.
   expect_error(
       [&](ModelSource& s) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -212,11 +213,22 @@ std::optional<SparsityPlan> read_sparsity_plan(const ModelSource& src, const Lla
     if (!channel.empty())
       p.gate.channel_thresholds.assign(channel.begin() + l * c.hidden_dim, channel.begin() + (l + 1) * c.hidden_dim);
   }
-  // Every matrix the plan reads by input must be in the file transposed.
-  for (size_t l = 0; l < n; ++l)
-    for (const auto& name : transposed_matrices(plan.layers[l], l))
+  // Every matrix the plan reads by input must be in the file transposed, and
+  // every matrix stored only transposed must be one the plan reads so (the
+  // dense path has no other copy of it).
+  for (size_t l = 0; l < n; ++l) {
+    const auto used = transposed_matrices(plan.layers[l], l);
+    for (const auto& name : used)
       if (!src.find(transposed_tensor_name(name)))
         fail(src.path, transposed_tensor_name(name), "the transposed matrix the sparsity plan reads", "none");
+    for (const char* what : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
+      const std::string name = fmt::format("blk.{}.{}.weight", l, what);
+      if (!src.find(name) && src.find(transposed_tensor_name(name)) &&
+          std::find(used.begin(), used.end(), name) == used.end())
+        fail(src.path, transposed_tensor_name(name), "a matrix the sparsity plan reads by input",
+             "one its thresholds keep dense (and no row-major copy)");
+    }
+  }
   return plan;
 }
 
