@@ -184,9 +184,11 @@ void sparse_bench(benchmark::State& state) {
     else ffn::matmul_gather_rows(m, x.data(), 1, set.data(), n_active, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
   };
-  // One untimed pass over every copy: the first touch of freshly written
-  // pages can be far slower than steady state here.
-  for (int64_t i = 0; i < sw.copies; ++i) step(i);
+  // Untimed passes over every copy for ~0.3 s: right after the weights are
+  // written, the first ~100 products run up to 2x slower than steady state
+  // here (page-level effects of a fresh 512 MiB allocation).
+  const auto warm_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  for (int64_t i = 0; i < sw.copies || std::chrono::steady_clock::now() < warm_end; ++i) step(i);
   int64_t i = 0;
   for (auto _ : state) step(i++);
   const double read = double(m.row_bytes()) * n_active;

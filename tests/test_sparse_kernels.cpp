@@ -12,11 +12,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <numeric>
 #include <random>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "hwy/targets.h"
 #include "kernels/convert.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/sparse_matmul.h"
@@ -163,38 +165,61 @@ TEST(SparseKernels, GatherRowsMatchesReference) {
   }
 }
 
+// matmul_sparse_input against its reference for one shape, token count and
+// active-set size, on every pool given.
+void check_sparse_input(DType type, int64_t n_in, int64_t n_out, int64_t n_tok, int64_t count,
+                        std::initializer_list<ThreadPool*> pools) {
+  const TestMatrix m = random_matrix(type, n_in, n_out, 13 + n_in);
+  const TestMatrix m_abs = abs_matrix(m.w);
+  const auto active = random_subset(n_in, count, 7 + count);
+  auto x = normal_floats(size_t(n_tok * count), 9 + n_tok);
+  if (count > 2) x[1] = 0.0f;  // an active input may still be exactly 0
+  std::vector<float> ref(size_t(n_tok * n_out)), l1(ref.size()), y(ref.size());
+  matmul_sparse_input_reference(m.w, x.data(), n_tok, active.data(), count, ref.data());
+  matmul_sparse_input_reference(m_abs.w, abs_of(x).data(), n_tok, active.data(), count, l1.data());
+  for (ThreadPool* pool : pools) {
+    std::fill(y.begin(), y.end(), NAN);  // y is fully overwritten, even with no active input
+    matmul_sparse_input(m.w, x.data(), n_tok, active.data(), count, y.data(), *pool);
+    ASSERT_NO_FATAL_FAILURE(expect_close(y, ref, l1,
+                                         dtype_name(type) + " " + std::to_string(n_in) + "x" + std::to_string(n_out) +
+                                             " tokens " + std::to_string(n_tok) + " active " + std::to_string(count) +
+                                             " threads " + std::to_string(pool->size())));
+  }
+}
+
 // W^T [n_in, n_out]: for quantized types n_out (the block dimension) is a
-// multiple of 32 and n_in is odd. 517 / 608 outputs split into 64-column
-// units leave the last thread a partial unit (a vector tail for the dense
-// types, one 32-block for the quantized ones); with 7 tokens the
-// 608-column range takes two column tiles.
+// multiple of 32 and n_in is odd. One token on 3 threads: three partial sums
+// over thirds of the active list. Several tokens: 517 / 608 outputs split
+// into 64-column units leave the last thread a partial unit (a vector tail
+// for the dense types, one 32-block for the quantized ones), and with 7
+// tokens the 608-column range takes two column tiles.
 TEST(SparseKernels, SparseInputMatchesReference) {
   ThreadPool pool1(1), pool3(3);
   for (DType type : kTypes) {
     const int64_t shapes[2][2] = {{45, is_quant(type) ? 224 : 37}, {333, is_quant(type) ? 608 : 517}};
-    for (const auto& shape : shapes) {
-      const int64_t n_in = shape[0], n_out = shape[1];
-      const TestMatrix m = random_matrix(type, n_in, n_out, 13 + n_in);
-      const TestMatrix m_abs = abs_matrix(m.w);
+    for (const auto& shape : shapes)
       for (int64_t n_tok : {1, 3, 7})
-        for (int64_t count : subset_sizes(n_in)) {
-          const auto active = random_subset(n_in, count, 7 + count);
-          auto x = normal_floats(size_t(n_tok * count), 9 + n_tok);
-          if (count > 2) x[1] = 0.0f;  // an active input may still be exactly 0
-          std::vector<float> ref(size_t(n_tok * n_out)), l1(ref.size()), y(ref.size());
-          matmul_sparse_input_reference(m.w, x.data(), n_tok, active.data(), count, ref.data());
-          matmul_sparse_input_reference(m_abs.w, abs_of(x).data(), n_tok, active.data(), count, l1.data());
-          for (ThreadPool* pool : {&pool1, &pool3}) {
-            std::fill(y.begin(), y.end(), NAN);  // y is fully overwritten, even with no active input
-            matmul_sparse_input(m.w, x.data(), n_tok, active.data(), count, y.data(), *pool);
-            expect_close(y, ref, l1,
-                         dtype_name(type) + " " + std::to_string(n_in) + "x" + std::to_string(n_out) + " tokens " +
-                             std::to_string(n_tok) + " active " + std::to_string(count) + " threads " +
-                             std::to_string(pool->size()));
-          }
-        }
-    }
+        for (int64_t count : subset_sizes(shape[0]))
+          ASSERT_NO_FATAL_FAILURE(check_sparse_input(type, shape[0], shape[1], n_tok, count, {&pool1, &pool3}));
   }
+}
+
+// Every ISA this binary carries kernels for (AVX-512, AVX2, SSE4, ...,
+// scalar), not only the one this CPU would pick: Highway's test hook
+// restricts dispatch to one target at a time. (The AVX2 and narrower
+// targets take other code paths: 2 rows per pass for Q8_0/Q4_0, Q4_0
+// decoded without the 16-lane table lookup.)
+TEST(SparseKernels, SparseInputMatchesReferenceOnEveryCompiledTarget) {
+  ThreadPool pool(1);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    for (DType type : kTypes)
+      for (int64_t n_tok : {1, 3})
+        for (int64_t count : {int64_t(17), int64_t(45)})
+          ASSERT_NO_FATAL_FAILURE(check_sparse_input(type, 45, is_quant(type) ? 224 : 37, n_tok, count, {&pool}));
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 std::vector<uint8_t> bytes_of(const WeightMatrix& w) { return {w.data, w.data + w.bytes()}; }

@@ -1,8 +1,8 @@
 // Sparse matrix products for activation sparsity (see sparse_matmul.h;
 // CHESS, Spark Transformer, TEAL, CATS).
 //
-// matmul_sparse_input is the Highway kernel here. Per thread it owns a range
-// of output columns (the y chunk stays in L1) and streams the active rows of
+// matmul_sparse_input is the Highway kernel here. A call covers a range of
+// output columns (the y chunk stays in L1) and streams the active rows of
 // W^T over it, NR rows at a time: each y vector is loaded and stored once per
 // NR rows, and every weight is decoded in registers right before its FMA —
 // F16/BF16 widened, Q8_0 int8 -> int32 -> fp32, Q4_0 nibbles -> int32 -> fp32
@@ -10,21 +10,28 @@
 // weight bytes cross the memory bus once and nothing else does.
 //
 // matmul_gather_rows needs no new inner loop: a run of consecutive listed
-// rows is a small dense product, which matmul_dense_rows and the quantized
-// row kernels (matmul_quant_gather_rows) already do at full speed.
+// rows is a small dense product, which matmul_dense_rows does; Q8_0/Q4_0
+// rows go through the quantized row kernels (matmul_quant_gather_rows).
+//
+// Bandwidth (one core of the AMD EPYC VM this was written on, 5632 x 2048,
+// DRAM-resident): scattered rows break the hardware prefetchers' streams at
+// every gap, so even a plain read of 50% of the rows, one row after the
+// other, reaches only ~50-60% of the sequential read bandwidth. Reading
+// several rows at once with software prefetch ahead recovers most of it,
+// which is what matmul_sparse_input and the VNNI gather do;
+// matmul_dense_rows reads one row at a time (see bench_kernels.cpp).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/sparse_matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
 
-#include "core/half.h"
 #include "core/aligned_buffer.h"
+#include "core/half.h"
 #include "core/thread_pool.h"
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
@@ -50,11 +57,21 @@ constexpr int kBlockVecs = kQuantBlock / static_cast<int>(kLanes);  // vectors p
 // row (and every 4 KiB page) and restart; prefetching a fixed distance
 // ahead in each of the current rows, then into the next group's rows as the
 // current ones end, keeps ~NR * 2 KiB in flight across those jumps.
-// (Measured on one core of the AMD EPYC here, F16 and Q8_0 at 50% density:
-// 1 KiB ahead 4-15% slower, 3 KiB no better.)
+// (One core of the AMD EPYC here, 50% density: 1 KiB ahead was up to ~15%
+// slower for F16 and Q8_0, 3 or 4 KiB no better; noisy machine, best of 3.)
 constexpr int64_t kPrefetchBytes = 2048;
 
 HWY_INLINE void PrefetchRead(const void* p) { __builtin_prefetch(p, 0, 3); }
+
+// What to prefetch `ahead` elements past position c of a row segment of n:
+// further along this row, or in the next group's row as this one ends — but
+// at most one group ahead, which is all a short segment (a column tile of a
+// multi-token product) can use before the next group reads it.
+template <typename T>
+HWY_INLINE const T* Ahead(const T* row, const T* next, int64_t c, int64_t ahead, int64_t n) {
+  const int64_t a = c + ahead;
+  return a < n ? row + a : next + std::min(a - n, c);
+}
 
 HWY_INLINE V LoadWeights(D d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
 HWY_INLINE V LoadWeights(D d, const hwy::bfloat16_t* HWY_RESTRICT p) {
@@ -88,8 +105,7 @@ HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, const float
     for (int r = 0; r < NR; ++r) xs[r] = hn::Set(d, x[r]);
     for (; c + kLanes <= n; c += kLanes) {
       if (c % kLine < kLanes) {
-        const int64_t a = c + kAhead;
-        for (int r = 0; r < NR; ++r) PrefetchRead(a < n ? w[r] + a : next[r] + (a - n));
+        for (int r = 0; r < NR; ++r) PrefetchRead(Ahead(w[r], next[r], c, kAhead, n));
       }
       V acc = hn::LoadU(d, y + c);
       for (int r = 0; r < NR; ++r) acc = hn::MulAdd(LoadWeights(d, w[r] + c), xs[r], acc);
@@ -98,8 +114,7 @@ HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, const float
   } else {
     for (; c + kLanes <= n; c += kLanes) {
       if (c % kLine < kLanes) {
-        const int64_t a = c + kAhead;
-        for (int r = 0; r < NR; ++r) PrefetchRead(a < n ? w[r] + a : next[r] + (a - n));
+        for (int r = 0; r < NR; ++r) PrefetchRead(Ahead(w[r], next[r], c, kAhead, n));
       }
       V wv[NR];
       for (int r = 0; r < NR; ++r) wv[r] = LoadWeights(d, w[r] + c);
@@ -173,8 +188,7 @@ HWY_INLINE void QuantRows(const Block* const* w, const Block* const* next, const
     // loop that is close to compute-bound.
     constexpr int64_t kEvery = std::max<int64_t>(1, 64 / int64_t(sizeof(Block)));
     if (b % kEvery == 0) {
-      const int64_t a = b + kAhead;
-      for (int r = 0; r < NR; ++r) PrefetchRead(a < nb ? w[r] + a : next[r] + (a - nb));
+      for (int r = 0; r < NR; ++r) PrefetchRead(Ahead(w[r], next[r], b, kAhead, nb));
     }
     V wv[NR][kBlockVecs];
     for (int r = 0; r < NR; ++r) DecodeBlock(d, w[r] + b, wv[r]);
@@ -220,9 +234,10 @@ void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, const float* x, i
                         int64_t c1) {
   constexpr int64_t kPer = kIsBlock<Fmt> ? kQuantBlock : 1;  // columns per Fmt
   // Eight rows per pass over y: each y vector is loaded and stored once per
-  // 8 rows, and 8 rows stream at once (more concurrent DRAM streams: F16 at
-  // 50% density ran ~10% faster than with 4). Two where a quantized block's
-  // decoded vectors would not fit the register file (AVX2 and narrower).
+  // 8 rows, and 8 rows stream at once (more concurrent DRAM streams: F16 and
+  // BF16 at 50% density ran ~5-15% faster than with 4). Two where a
+  // quantized block's decoded vectors would not fit the register file (AVX2
+  // and narrower).
   constexpr int NR = !kIsBlock<Fmt> || kBlockVecs <= 2 ? 8 : 2;
   for (int64_t t = 0; t < n_tok; ++t) std::fill(y + t * n_out + c0, y + t * n_out + c1, 0.0f);
   // One token: the whole range is one tile, so each active row streams as
@@ -230,7 +245,7 @@ void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, const float* x, i
   // columns, so quantized tiles are whole blocks).
   const int64_t tile = n_tok == 1 ? c1 - c0 : std::max<int64_t>(64, kTileFloats / n_tok / 64 * 64);
   for (int64_t ct = c0; ct < c1; ct += tile) {
-    const int64_t ce = std::min(c1, ct + tile), n = (ce - ct) / (kIsBlock<Fmt> ? kPer : 1);
+    const int64_t ce = std::min(c1, ct + tile), n = (ce - ct) / kPer;  // columns or blocks
     auto row = [&](int64_t k) {
       k = std::min(k, n_active - 1);  // "next rows" past the end: prefetch the last again
       return reinterpret_cast<const Fmt*>(wt + uint64_t(active[k]) * row_bytes) + ct / kPer;
@@ -291,6 +306,11 @@ namespace {
 // for_each_row_chunk: a parallel_for round trip costs ~50K multiply-adds).
 constexpr int64_t kMinParallelMacs = 64 * 1024;
 
+// How far ahead in a row list the gather prefetches (for_each_row_run).
+// Measured here at 50% density, one thread, best of 3: F32/F16/BF16 rows of
+// 2048 ran ~10-30% faster than without; 4 and 16 KiB were no better.
+constexpr int64_t kGatherPrefetchBytes = 8192;
+
 // Threads split the output columns in units of 64: whole Q8_0/Q4_0 blocks,
 // and whole cache lines of fp32 y (and of F32/F16/BF16 weight rows, when
 // the rows are line-aligned).
@@ -310,10 +330,10 @@ void for_each_list_piece(int64_t n_rows, int64_t macs_per_row, ThreadPool& pool,
 void for_each_row_run(const uint8_t* w, uint64_t row_bytes, int64_t n_tok, int64_t n_in, const int32_t* rows,
                       int64_t n_rows, ThreadPool& pool,
                       const std::function<void(int64_t, int64_t, int64_t)>& run) {
-  static const int64_t kGatherPrefetchBytes = getenv("FFN_GPF") ? atol(getenv("FFN_GPF")) : 8192;
-  static const int64_t kSplit = getenv("FFN_GSPLIT") ? atol(getenv("FFN_GSPLIT")) : 1;
-  const int64_t ahead = kGatherPrefetchBytes ? std::max<int64_t>(1, kGatherPrefetchBytes / int64_t(row_bytes)) : 0;
-  const int64_t max_len = !kSplit ? INT64_MAX : n_tok == 1 ? std::max<int64_t>(ahead, 1) : std::max<int64_t>(4, ahead);
+  // Rows to prefetch ahead, and the longest run passed at once (with
+  // several tokens at least 4, the dense kernels' tile height).
+  const int64_t ahead = std::max<int64_t>(1, kGatherPrefetchBytes / int64_t(row_bytes));
+  const int64_t max_len = n_tok == 1 ? ahead : std::max<int64_t>(4, ahead);
   for_each_list_piece(n_rows, n_tok * n_in, pool, [&](int64_t b, int64_t e) {
     int64_t p = b;  // the next list entry to prefetch
     for (int64_t i = b; i < e;) {

@@ -42,9 +42,10 @@ void matmul_gather_rows(const WeightMatrix& w, const float* x, int64_t n_tok, co
 // (it may be 0). active[] is distinct, ascending, within [0, wt.rows).
 //   y[t * wt.cols + o] = sum_k x[t * n_active + k] * wt[active[k], o]
 // y is fully overwritten (zeros when n_active = 0). Only the active rows of wt
-// are read. Threads split the output columns, so each does the same work
-// whatever the active set; for n_tok > 1 each weight vector is decoded once
-// and applied to every token.
+// are read. Threads: with one token each takes an equal share of the active
+// list, streams those whole rows into its own partial sum, and the partial
+// sums are added (n_out floats per thread); with several tokens they split
+// the output columns, so each decoded weight vector serves every token.
 void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, const int32_t* active,
                          int64_t n_active, float* y, ThreadPool& pool);
 
