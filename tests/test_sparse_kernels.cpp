@@ -103,7 +103,7 @@ std::vector<float> int8_roundtrip(const std::vector<float>& x) {
   return out;
 }
 
-void expect_close(const std::vector<float>& y, const std::vector<float>& ref, const std::vector<float>& l1,
+void check_close(const std::vector<float>& y, const std::vector<float>& ref, const std::vector<float>& l1,
                   const std::string& what) {
   ASSERT_EQ(y.size(), ref.size()) << what;
   for (size_t i = 0; i < y.size(); ++i)
@@ -134,13 +134,13 @@ TEST(SparseKernels, GatherRowsMatchesReference) {
             std::fill(y.begin(), y.end(), NAN);
             if (!is_quant(type) || !cpu_has_vnni()) {
               matmul_gather_rows(m.w, x.data(), n_tok, rows.data(), count, y.data(), *pool);
-              expect_close(y, ref, l1, what);
+              check_close(y, ref, l1, what);
             }
             if (!is_quant(type)) continue;
             std::fill(y.begin(), y.end(), NAN);
             matmul_quant_gather_rows(type, x.data(), n_tok, n_in, m.w.data, rows.data(), count, y.data(), *pool,
                                      QuantPath::Portable);
-            expect_close(y, ref, l1, what + " portable");
+            check_close(y, ref, l1, what + " portable");
             if (!cpu_has_vnni()) {
               std::printf("no AVX-512 VNNI on this CPU: Vnni path not tested\n");
               continue;
@@ -154,10 +154,10 @@ TEST(SparseKernels, GatherRowsMatchesReference) {
             std::fill(y.begin(), y.end(), NAN);
             matmul_quant_gather_rows(type, x.data(), n_tok, n_in, m.w.data, rows.data(), count, y.data(), *pool,
                                      QuantPath::Vnni);
-            expect_close(y, ref8, l1_8, what + " vnni");
+            check_close(y, ref8, l1_8, what + " vnni");
             std::fill(y.begin(), y.end(), NAN);
             matmul_gather_rows(m.w, x.data(), n_tok, rows.data(), count, y.data(), *pool);
-            expect_close(y, ref8, l1_8, what + " auto");
+            check_close(y, ref8, l1_8, what + " auto");
           }
         }
       }
@@ -180,7 +180,7 @@ void check_sparse_input(DType type, int64_t n_in, int64_t n_out, int64_t n_tok, 
   for (ThreadPool* pool : pools) {
     std::fill(y.begin(), y.end(), NAN);  // y is fully overwritten, even with no active input
     matmul_sparse_input(m.w, x.data(), n_tok, active.data(), count, y.data(), *pool);
-    ASSERT_NO_FATAL_FAILURE(expect_close(y, ref, l1,
+    ASSERT_NO_FATAL_FAILURE(check_close(y, ref, l1,
                                          dtype_name(type) + " " + std::to_string(n_in) + "x" + std::to_string(n_out) +
                                              " tokens " + std::to_string(n_tok) + " active " + std::to_string(count) +
                                              " threads " + std::to_string(pool->size())));
