@@ -191,8 +191,9 @@ void check_sparse_input(DType type, int64_t n_in, int64_t n_out, int64_t n_tok, 
 // multiple of 32 and n_in is odd. One token on 3 threads: three partial sums
 // over thirds of the active list. Several tokens: 517 / 608 outputs split
 // into 64-column units leave the last thread a partial unit (a vector tail
-// for the dense types, one 32-block for the quantized ones), and with 7
-// tokens the 608-column range takes two column tiles.
+// for the dense types, one 32-block for the quantized ones), with 7 tokens
+// the 608-column range takes two column tiles, and 67 tokens take two token
+// blocks.
 TEST(SparseKernels, SparseInputMatchesReference) {
   ThreadPool pool1(1), pool3(3);
   for (DType type : kTypes) {
@@ -201,6 +202,8 @@ TEST(SparseKernels, SparseInputMatchesReference) {
       for (int64_t n_tok : {1, 3, 7})
         for (int64_t count : subset_sizes(shape[0]))
           ASSERT_NO_FATAL_FAILURE(check_sparse_input(type, shape[0], shape[1], n_tok, count, {&pool1, &pool3}));
+    // More tokens than one token block (64).
+    ASSERT_NO_FATAL_FAILURE(check_sparse_input(type, 45, shapes[0][1], 67, 17, {&pool1, &pool3}));
   }
 }
 
