@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "ffn/activation_observer.h"
@@ -14,6 +15,14 @@ namespace ffn {
 
 class ThreadPool;
 
+// Buffers of the mixture-of-experts FFN (ffn/moe_ffn.h). prev_logits carries
+// one layer's router logits to the next (MoE++ gating residuals).
+struct MoeScratch {
+  Tensor logits, prev_logits, residual, x, out;
+  std::vector<int32_t> ids, tokens, offsets;
+  std::vector<float> weights, token_weights;
+};
+
 // Reusable per-call buffers, owned by the caller so that variants allocate
 // nothing on the decode path after the first call.
 struct Scratch {
@@ -21,6 +30,7 @@ struct Scratch {
   Tensor b;
   Tensor c;
   ActivationTap tap;  // set by the model for each layer; usually inactive
+  MoeScratch moe;
 };
 
 class FeedForward {

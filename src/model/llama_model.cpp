@@ -12,6 +12,7 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/sparse_matmul.h"
+#include "model/moe_params.h"
 #include "model/weights.h"
 
 namespace ffn {
@@ -35,6 +36,7 @@ LlamaModel::LlamaModel(const ModelSource& src) : config_(LlamaConfig::from(src))
     }
     return load_matrix(src, name, rows, cols);
   };
+  const std::optional<MoeParams> moe = read_moe_params(src, c);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
     LlamaLayer& L = layers_[l];
@@ -44,6 +46,7 @@ LlamaModel::LlamaModel(const ModelSource& src) : config_(LlamaConfig::from(src))
     L.wk = matrix(name("attn_k"), c.kv_dim, c.dim);
     L.wv = matrix(name("attn_v"), c.kv_dim, c.dim);
     L.wo = matrix(name("attn_output"), c.dim, c.dim);
+    if (moe && (L.ffn = load_moe_layer(src, l, c, *moe, moe_meter_.get()))) continue;
     L.ffn = std::make_unique<GatedFfn>(matrix(name("ffn_gate"), c.hidden_dim, c.dim),
                                        matrix(name("ffn_up"), c.hidden_dim, c.dim),
                                        matrix(name("ffn_down"), c.dim, c.hidden_dim));
@@ -64,6 +67,12 @@ uint64_t LlamaModel::weight_bytes() const {
   for (const auto& L : layers_)
     total += L.wq.bytes() + L.wk.bytes() + L.wv.bytes() + L.wo.bytes() + L.ffn->weight_bytes_per_token();
   return total;
+}
+
+bool LlamaModel::has_moe() const {
+  for (const auto& L : layers_)
+    if (dynamic_cast<const MoeFfn*>(L.ffn.get())) return true;
+  return false;
 }
 
 void LlamaModel::project_qkv(LlamaLayer& L, int64_t n, ThreadPool& pool) {

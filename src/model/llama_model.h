@@ -15,6 +15,7 @@
 #include "core/tensor.h"
 #include "ffn/activation_observer.h"
 #include "ffn/feed_forward.h"
+#include "ffn/moe_meter.h"
 #include "io/model_source.h"
 #include "kernels/weight_matrix.h"
 #include "model/attention_sparsity.h"
@@ -73,6 +74,12 @@ class LlamaModel {
   bool needs_sparsity_plan() const { return needs_sparsity_plan_; }
   void set_sparsity_plan_applied() { needs_sparsity_plan_ = false; }
 
+  // Where the routed slots of the MoE layers went (all zero for a dense
+  // model); callers reset it around what they measure.
+  MoeMeter& moe_meter() { return *moe_meter_; }
+  const MoeMeter& moe_meter() const { return *moe_meter_; }
+  bool has_moe() const;
+
   void set_profile(ForwardProfile* profile) { profile_ = profile; }
   // Reports every layer's activations to `observer` (null: none).
   void set_observer(ActivationObserver* observer) { observer_ = observer; }
@@ -96,6 +103,7 @@ class LlamaModel {
   std::map<std::string, WeightMatrix> pretransposed_;
   bool needs_sparsity_plan_ = false;
   ActivationObserver* observer_ = nullptr;
+  std::unique_ptr<MoeMeter> moe_meter_ = std::make_unique<MoeMeter>();
 };
 
 }  // namespace ffn

@@ -22,9 +22,12 @@ void check_shape(const ModelSource& src, const WeightTensor& t, const std::vecto
 
 }  // namespace
 
-WeightMatrix load_matrix(const ModelSource& src, const std::string& name, int64_t rows, int64_t cols) {
+namespace {
+
+WeightMatrix load_view(const ModelSource& src, const std::string& name, const std::vector<uint64_t>& shape,
+                       int64_t rows, int64_t cols) {
   const WeightTensor& t = src.get(name);
-  check_shape(src, t, {uint64_t(rows), uint64_t(cols)});
+  check_shape(src, t, shape);
   WeightMatrix m;
   m.type = t.type;
   m.rows = rows;
@@ -40,6 +43,17 @@ WeightMatrix load_matrix(const ModelSource& src, const std::string& name, int64_
   return m;
 }
 
+}  // namespace
+
+WeightMatrix load_matrix(const ModelSource& src, const std::string& name, int64_t rows, int64_t cols) {
+  return load_view(src, name, {uint64_t(rows), uint64_t(cols)}, rows, cols);
+}
+
+WeightMatrix load_stacked_matrix(const ModelSource& src, const std::string& name, int64_t blocks, int64_t rows,
+                                 int64_t cols) {
+  return load_view(src, name, {uint64_t(blocks), uint64_t(rows), uint64_t(cols)}, blocks * rows, cols);
+}
+
 std::string transposed_tensor_name(const std::string& name) {
   const std::string suffix = ".weight";
   if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
@@ -48,10 +62,14 @@ std::string transposed_tensor_name(const std::string& name) {
 }
 
 std::vector<float> load_vector(const ModelSource& src, const std::string& name, int64_t n) {
+  return load_floats(src, name, {uint64_t(n)});
+}
+
+std::vector<float> load_floats(const ModelSource& src, const std::string& name, const std::vector<uint64_t>& shape) {
   const WeightTensor& t = src.get(name);
-  check_shape(src, t, {uint64_t(n)});
-  std::vector<float> v(static_cast<size_t>(n));
-  dequantize_row(t.type, t.data, v.data(), uint64_t(n));
+  check_shape(src, t, shape);
+  std::vector<float> v(static_cast<size_t>(t.elements()));
+  dequantize_row(t.type, t.data, v.data(), t.elements());
   return v;
 }
 
