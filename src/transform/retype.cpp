@@ -8,11 +8,23 @@
 
 namespace ffn {
 
+namespace {
+
+// Mixture-of-experts routing tensors stay F32, as llama.cpp keeps them: they
+// are tiny, and rounding a router logit can flip which expert a token gets.
+bool is_routing_tensor(const std::string& name) {
+  for (const char* part : {".ffn_gate_inp.", ".ffn_gate_inp_shexp.", ".ffn_gate_res.", ".ffn_const_"})
+    if (name.find(part) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
 ModelSource retype(const ModelSource& src, DType type) {
   ModelSource out = src.without_tensors();
   std::vector<float> row;
   for (const WeightTensor& t : src.tensors) {
-    DType target = t.shape.size() >= 2 ? type : DType::F32;
+    DType target = t.shape.size() >= 2 && !is_routing_tensor(t.name) ? type : DType::F32;
     if (!dtype_row_ok(target, t.cols())) target = DType::F16;
     if (t.type == target) {
       out.add(t);

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/convert.h"
+#include "model/moe_params.h"
 
 namespace ffn {
 
@@ -20,6 +21,9 @@ const SynthShape kPresets[] = {
     {"llama-300m", 1024, 2816, 24, 16, 4, 32000, 2048},
     {"llama-100m", 768, 2048, 12, 12, 4, 32000, 2048},
     {"tiny", 64, 160, 2, 4, 2, 32000, 256},
+    // OLMoE-1B-7B (Muennighoff et al., 2024): 64 experts of 1024, top-8.
+    {"olmoe-1b-7b", 2048, 1024, 16, 16, 16, 50304, 4096, 64, 8},
+    {"mixtral-tiny", 64, 96, 2, 4, 2, 32000, 256, 4, 2},
 };
 
 // splitmix64: a fast, well-mixed counter-based generator, so that every
@@ -96,11 +100,13 @@ std::vector<std::string> synth_preset_names() {
 ModelSource synthesize(const SynthShape& s, DType type, uint64_t seed) {
   const std::string where = "synth " + s.name;
   if (s.dim == 0 || s.n_heads == 0 || s.dim % s.n_heads || s.n_kv_heads == 0 || s.n_heads % s.n_kv_heads ||
-      (s.dim / s.n_heads) % 2 || s.hidden_dim == 0 || s.n_layers == 0 || s.vocab_size < 260)
+      (s.dim / s.n_heads) % 2 || s.hidden_dim == 0 || s.n_layers == 0 || s.vocab_size < 260 ||
+      s.n_experts_used > s.n_experts || (s.n_experts && !s.n_experts_used))
     fail(where, "shape",
-         "dim divisible by heads (even head size), heads divisible by kv-heads, vocab >= 260",
-         fmt::format("dim {} ffn {} layers {} heads {} kv-heads {} vocab {}", s.dim, s.hidden_dim, s.n_layers,
-                     s.n_heads, s.n_kv_heads, s.vocab_size));
+         "dim divisible by heads (even head size), heads divisible by kv-heads, vocab >= 260, "
+         "1 <= experts used <= experts",
+         fmt::format("dim {} ffn {} layers {} heads {} kv-heads {} vocab {} experts {}/{}", s.dim, s.hidden_dim,
+                     s.n_layers, s.n_heads, s.n_kv_heads, s.vocab_size, s.n_experts_used, s.n_experts));
   ModelSource src;
   src.path = where;
   src.format = "synthetic";
@@ -121,8 +127,11 @@ ModelSource synthesize(const SynthShape& s, DType type, uint64_t seed) {
 
   uint64_t stream = splitmix64(seed);
   ThreadPool& pool = ThreadPool::global();
-  auto matrix = [&](const std::string& name, uint64_t rows, uint64_t cols) {
-    const DType t = dtype_row_ok(type, cols) ? type : DType::F16;
+  // A [blocks, rows, cols] tensor when blocks > 0 (stacked experts), else
+  // [rows, cols].
+  auto tensor = [&](const std::string& name, uint64_t blocks, uint64_t block_rows, uint64_t cols, DType want) {
+    const uint64_t rows = std::max<uint64_t>(blocks, 1) * block_rows;
+    const DType t = dtype_row_ok(want, cols) ? want : DType::F16;
     const uint64_t row_bytes = dtype_row_bytes(t, cols);
     auto buf = std::make_shared<std::vector<uint8_t>>(row_bytes * rows);
     const float stddev = static_cast<float>(1.0 / std::sqrt(double(cols)));
@@ -135,9 +144,12 @@ ModelSource synthesize(const SynthShape& s, DType type, uint64_t seed) {
         encode_row(t, row.data(), buf->data() + uint64_t(r) * row_bytes, cols);
       }
     });
-    src.add(WeightTensor{name, t, {rows, cols}, buf->data(), buf->size()});
+    std::vector<uint64_t> shape = {block_rows, cols};
+    if (blocks) shape.insert(shape.begin(), blocks);
+    src.add(WeightTensor{name, t, shape, buf->data(), buf->size()});
     src.owners.push_back(buf);
   };
+  auto matrix = [&](const std::string& name, uint64_t rows, uint64_t cols) { tensor(name, 0, rows, cols, type); };
   auto ones = [&](const std::string& name, uint64_t n) {
     auto buf = std::make_shared<std::vector<float>>(n, 1.0f);
     src.add(WeightTensor{name, DType::F32, {n}, reinterpret_cast<const uint8_t*>(buf->data()), n * 4});
@@ -155,9 +167,24 @@ ModelSource synthesize(const SynthShape& s, DType type, uint64_t seed) {
     matrix(n("attn_v"), kv_dim, s.dim);
     matrix(n("attn_output"), s.dim, s.dim);
     ones(n("ffn_norm"), s.dim);
+    if (s.n_experts) {
+      tensor(n("ffn_gate_inp"), 0, s.n_experts, s.dim, DType::F32);
+      tensor(n("ffn_gate_exps"), s.n_experts, s.hidden_dim, s.dim, type);
+      tensor(n("ffn_up_exps"), s.n_experts, s.hidden_dim, s.dim, type);
+      tensor(n("ffn_down_exps"), s.n_experts, s.dim, s.hidden_dim, type);
+      continue;
+    }
     matrix(n("ffn_gate"), s.hidden_dim, s.dim);
     matrix(n("ffn_up"), s.hidden_dim, s.dim);
     matrix(n("ffn_down"), s.dim, s.hidden_dim);
+  }
+  if (s.n_experts) {
+    MoeParams moe;
+    moe.n_experts = int64_t(s.n_experts);
+    moe.expert_hidden = int64_t(s.hidden_dim);
+    moe.routing.top_k = int64_t(s.n_experts_used);
+    moe.routing.renormalize = true;  // what llama.cpp's llama graph does
+    write_moe_params(src, moe);
   }
   return src;
 }

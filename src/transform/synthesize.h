@@ -18,9 +18,14 @@ namespace ffn {
 struct SynthShape {
   std::string name;
   uint64_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, context_length;
+  // Mixture of experts (0: dense): every layer's FFN becomes n_experts
+  // experts of hidden_dim each (llama.cpp's Mixtral-style llama layout: a
+  // router ffn_gate_inp and stacked ffn_*_exps), top n_experts_used.
+  uint64_t n_experts = 0, n_experts_used = 0;
 };
 
-// Known presets: tinyllama-1.1b, llama-300m, llama-100m, tiny (for tests).
+// Known presets: tinyllama-1.1b, llama-300m, llama-100m, tiny (for tests);
+// MoE: olmoe-1b-7b (64 experts, top-8), mixtral-tiny (for tests).
 std::optional<SynthShape> synth_preset(const std::string& name);
 std::vector<std::string> synth_preset_names();
 

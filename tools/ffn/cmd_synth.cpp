@@ -16,6 +16,7 @@ struct SynthOptions {
   std::string preset, out, type = "f16", arch = "llama";
   uint64_t seed = 1;
   uint64_t dim = 0, ffn = 0, layers = 0, heads = 0, kv_heads = 0, vocab = 0, ctx = 0;
+  uint64_t experts = 0, experts_used = 0;
   int threads = 0;
 };
 }  // namespace
@@ -36,6 +37,8 @@ Command add_synth(CLI::App& app) {
   app.add_option("--kv-heads", o->kv_heads, "key/value heads");
   app.add_option("--vocab", o->vocab, "vocabulary size");
   app.add_option("--ctx", o->ctx, "context length");
+  app.add_option("--experts", o->experts, "mixture of experts: experts per layer (--ffn is each expert's width)");
+  app.add_option("--experts-used", o->experts_used, "mixture of experts: experts per token (top-k)");
   app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
   return [o] {
     if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
@@ -54,6 +57,8 @@ Command add_synth(CLI::App& app) {
     set(o->kv_heads, shape.n_kv_heads);
     set(o->vocab, shape.vocab_size);
     set(o->ctx, shape.context_length);
+    set(o->experts, shape.n_experts);
+    set(o->experts_used, shape.n_experts_used);
     if (o->preset.empty() && o->kv_heads == 0) shape.n_kv_heads = shape.n_heads;
     const auto type = parse_dtype(o->type);
     if (!type) fail("--type", "value", "f32, f16, bf16, q8_0 or q4_0", o->type);
@@ -62,9 +67,11 @@ Command add_synth(CLI::App& app) {
     write_gguf(src, o->out);
     uint64_t bytes = 0;
     for (const auto& t : src.tensors) bytes += t.bytes;
-    fmt::print(stderr, "wrote {}: {} {} dim {} ffn {} layers {} heads {}/{} vocab {}, {:.1f} MiB, {:.1f} s\n", o->out,
-               shape.name, dtype_name(*type), shape.dim, shape.hidden_dim, shape.n_layers, shape.n_heads,
-               shape.n_kv_heads, shape.vocab_size, bytes / 1048576.0, timer.seconds());
+    const std::string moe =
+        shape.n_experts ? fmt::format(" experts {} top-{}", shape.n_experts, shape.n_experts_used) : "";
+    fmt::print(stderr, "wrote {}: {} {} dim {} ffn {}{} layers {} heads {}/{} vocab {}, {:.1f} MiB, {:.1f} s\n",
+               o->out, shape.name, dtype_name(*type), shape.dim, shape.hidden_dim, moe, shape.n_layers,
+               shape.n_heads, shape.n_kv_heads, shape.vocab_size, bytes / 1048576.0, timer.seconds());
     return 0;
   };
 }
