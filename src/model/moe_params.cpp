@@ -101,6 +101,12 @@ void write_moe_params(ModelSource& out, const MoeParams& p) {
   set_key(out, "ffn.moe.const_experts", u32(p.n_const));
 }
 
+void erase_moe_params(ModelSource& out) {
+  const std::string a = out.arch + ".expert_";
+  std::erase_if(out.extra_metadata,
+                [&](const auto& kv) { return kv.first.rfind(a, 0) == 0 || kv.first.rfind("ffn.moe.", 0) == 0; });
+}
+
 std::unique_ptr<MoeFfn> load_moe_layer(const ModelSource& src, int64_t l, const LlamaConfig& c, const MoeParams& p,
                                        MoeMeter* meter) {
   auto name = [l](const char* what) { return tensor_name(l, what); };

@@ -42,6 +42,9 @@ std::optional<MoeParams> read_moe_params(const ModelSource& src, const LlamaConf
 // Sets (replacing) the keys above in out.extra_metadata.
 void write_moe_params(ModelSource& out, const MoeParams& p);
 
+// Removes every key above from out.extra_metadata (a model made dense).
+void erase_moe_params(ModelSource& out);
+
 // Layer `layer`'s MoE FFN, every tensor's presence and shape checked
 // (errors name the file and tensor); null when the layer has no router
 // (a dense layer of a mixed model).

@@ -9,6 +9,9 @@
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
+#include "core/mapped_file.h"
+#include "transform/ffn_activations.h"
+#include "transform/ffn_transform.h"
 #include "transform/retype.h"
 #include "transform/sparse_file.h"
 #include "transform/sparsify.h"
@@ -18,7 +21,7 @@ namespace ffn::cli {
 namespace {
 struct ConvertOptions {
   std::string model, tokenizer, out, type;
-  std::string sparsity, calib;
+  std::string sparsity, calib, ffn;
   int64_t calib_tokens = 8192;
 };
 }  // namespace
@@ -32,11 +35,31 @@ Command add_convert(CLI::App& app) {
   app.add_option("--sparsity", o->sparsity,
                  "write activation sparsity METHOD:TARGET (teal|cats|chess|chess-ffn|stat-topk|topk): thresholds as metadata, "
                  "matrices read by input stored transposed");
-  app.add_option("--calib", o->calib, "calibration text, or statistics from `ffn calibrate` (teal, cats, chess)");
+  app.add_option("--ffn", o->ffn,
+                 "rewrite every FFN: moe:experts=E,top_k=K[,shared=S][,split=cluster|coact|taylor] (dense -> MoE, "
+                 "needs --calib TEXT), upcycle:experts=E,top_k=K[,noise=S] (dense -> copied experts), average "
+                 "(MoE -> dense)");
+  app.add_option("--calib", o->calib,
+                 "calibration text (--ffn moe, --sparsity), or statistics from `ffn calibrate` (--sparsity)");
   app.add_option("--calib-tokens", o->calib_tokens, "tokens of a --calib text to calibrate on")->capture_default_str();
   return [o] {
     ModelSource src = load_model_source(o->model, o->tokenizer);
     LlamaModel model(src);  // refuse to write a model we could not run
+    if (!o->ffn.empty()) {
+      if (!o->sparsity.empty()) fail("--ffn", "combination", "--ffn or --sparsity, one at a time", "both");
+      const bool calibrate = ffn_transform_needs_calibration(o->ffn);
+      ThreadPool& pool = ThreadPool::global();
+      std::optional<FfnActivations> acts;
+      if (calibrate) {
+        if (o->calib.empty()) fail("--ffn " + o->ffn, "--calib", "a calibration text", "none");
+        if (!src.tokenizer) fail(o->model, "tokenizer", "one, to read --calib text (or pass -z)", "none");
+        const Tokenizer tok(*src.tokenizer, o->model);
+        const int64_t ctx = std::min<int64_t>(256, model.config().context_length);
+        acts = record_ffn_activations(model, tok.encode(read_text_file(o->calib)), tok.bos(), ctx,
+                                      ffn_calibration_tokens(model, o->calib_tokens), pool);
+      }
+      src = transform_ffn(src, model, o->ffn, acts ? &*acts : nullptr, pool);
+    }
     if (!o->type.empty()) {
       const auto t = parse_dtype(o->type);
       if (!t) fail("--type", "value", "f32, f16, bf16, q8_0 or q4_0", o->type);
