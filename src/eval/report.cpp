@@ -14,6 +14,8 @@
 #include "ffn/sparsity_meter.h"
 #include "model/loaded_model.h"
 #include "transform/activation_stats.h"
+#include "transform/ffn_activations.h"
+#include "transform/ffn_transform.h"
 #include "transform/retype.h"
 #include "transform/sparsify.h"
 
@@ -23,13 +25,19 @@ VariantSpec parse_variant(const std::string& text) {
   VariantSpec v;
   v.text = text;
   size_t start = 0;
-  const std::string expected = "dense, a type (f32, f16, bf16, q8_0, q4_0) or sparse:METHOD:TARGET, joined by '+'";
+  const std::string expected =
+      "dense, a type (f32, f16, bf16, q8_0, q4_0), sparse:METHOD:TARGET, moe:E/K[/split][/sS], upcycle:E/K or "
+      "average, joined by '+'";
   while (start <= text.size()) {
     const size_t plus = text.find('+', start);
     const std::string step = text.substr(start, plus == std::string::npos ? std::string::npos : plus - start);
     if (step == "dense") {
     } else if (auto t = parse_dtype(step)) {
       v.type = *t;
+    } else if (is_ffn_transform(step)) {
+      if (!v.ffn.empty()) fail("--variants", "variant \"" + text + "\"", "at most one FFN transform", "two");
+      v.ffn = step;
+      ffn_transform_needs_calibration(step, "--variants " + text);  // validates
     } else if (step.rfind("sparse:", 0) == 0) {
       v.sparsity = step.substr(7);
       parse_sparsity_spec(v.sparsity, "--variants " + text);  // validates
@@ -54,20 +62,26 @@ double current_rss_mb() {
 // A variant built from a loaded source: the model, and the meter of its
 // sparse parts (null when dense).
 struct BuiltVariant {
-  std::optional<ModelSource> retyped;  // keeps re-encoded weights alive
+  std::optional<ModelSource> transformed;  // keeps the new FFN weights alive
+  std::optional<ModelSource> retyped;      // keeps re-encoded weights alive
   std::unique_ptr<LlamaModel> model;
   std::unique_ptr<SparsityMeter> meter;
 };
 
 BuiltVariant build_variant(const ModelSource& src, const VariantSpec& v, const ActivationStats* stats,
-                           const std::string& stats_name, ThreadPool& pool) {
+                           const FfnActivations* acts, const std::string& stats_name, ThreadPool& pool) {
   BuiltVariant b;
-  if (v.type) {
-    b.retyped = retype(src, *v.type);
-    b.model = std::make_unique<LlamaModel>(*b.retyped);
-  } else {
-    b.model = std::make_unique<LlamaModel>(src);
+  const ModelSource* source = &src;
+  if (!v.ffn.empty()) {
+    const LlamaModel as_loaded(src);
+    b.transformed = transform_ffn(src, as_loaded, v.ffn, acts, pool);
+    source = &*b.transformed;
   }
+  if (v.type) {
+    b.retyped = retype(*source, *v.type);
+    source = &*b.retyped;
+  }
+  b.model = std::make_unique<LlamaModel>(*source);
   if (!v.sparsity.empty()) {
     const SparsityPlan plan = plan_sparsity(parse_sparsity_spec(v.sparsity), stats, *b.model, stats_name);
     b.meter = apply_sparsity(*b.model, plan, &pool);
@@ -78,6 +92,12 @@ BuiltVariant build_variant(const ModelSource& src, const VariantSpec& v, const A
 bool any_calibrated(const std::vector<VariantSpec>& vs) {
   for (const auto& v : vs)
     if (!v.sparsity.empty() && needs_calibration(parse_sparsity_spec(v.sparsity).method)) return true;
+  return false;
+}
+
+bool any_recorded(const std::vector<VariantSpec>& vs) {
+  for (const auto& v : vs)
+    if (!v.ffn.empty() && ffn_transform_needs_calibration(v.ffn)) return true;
   return false;
 }
 
@@ -105,9 +125,10 @@ Report run_report(const ReportOptions& o, ThreadPool& pool,
 
   // Calibration on text the quality figures do not score, where there is any.
   std::optional<ActivationStats> stats;
-  const bool calibrate = any_calibrated(specs);
+  std::optional<FfnActivations> acts;
+  const bool calibrate = any_calibrated(specs), record = any_recorded(specs);
   std::vector<int32_t> calib_stream;
-  if (calibrate) {
+  if (calibrate || record) {
     if (!o.calib_text.empty()) {
       calib_stream = tok.encode(read_text_file(o.calib_text));
       rep.calibration_note = fmt::format("calibrated on {} ({} tokens)", o.calib_text,
@@ -121,12 +142,18 @@ Report run_report(const ReportOptions& o, ThreadPool& pool,
       rep.calibration_note = fmt::format("calibrated on the scored text itself ({} too short to hold out)", o.text);
     }
     const int64_t sampled = std::clamp<int64_t>((1 << 20) / dense.model->config().hidden_dim, 64, 4096);
-    stats = collect_activation_stats(*dense.model, calib_stream, tok.bos(), ctx, o.calib_tokens, sampled, pool,
-                                     report("calibrate"));
+    if (calibrate)
+      stats = collect_activation_stats(*dense.model, calib_stream, tok.bos(), ctx, o.calib_tokens, sampled, pool,
+                                       report("calibrate"));
+    if (record)
+      acts = record_ffn_activations(*dense.model, calib_stream, tok.bos(), ctx,
+                                    ffn_calibration_tokens(*dense.model, o.calib_tokens), pool);
   }
 
   for (const auto& v : specs) {
-    BuiltVariant b = build_variant(dense.source, v, stats ? &*stats : nullptr, "calibration", pool);
+    if (progress) progress("build " + v.text, 0, 1);
+    BuiltVariant b =
+        build_variant(dense.source, v, stats ? &*stats : nullptr, acts ? &*acts : nullptr, "calibration", pool);
     ReportRow row;
     row.variant = v.text;
     row.description = b.model->layers().front().ffn->describe();
@@ -148,18 +175,26 @@ Report run_report(const ReportOptions& o, ThreadPool& pool,
     // The bench model needs its own thresholds: calibrate it on the same text
     // (its own tokenizer) when it is a different model.
     std::optional<ActivationStats> bench_stats;
-    if (calibrate && separate) {
+    std::optional<FfnActivations> bench_acts;
+    if ((calibrate || record) && separate) {
       const Tokenizer& bt = bench.require_tokenizer();
       const auto bstream = bt.encode(read_text_file(o.calib_text.empty() ? o.text : o.calib_text));
       const int64_t bctx = std::min<int64_t>(ctx, bench.model->config().context_length);
       const int64_t sampled = std::clamp<int64_t>((1 << 20) / bench.model->config().hidden_dim, 64, 4096);
-      bench_stats = collect_activation_stats(*bench.model, bstream, bt.bos(), bctx, std::min<int64_t>(o.calib_tokens, 1024),
-                                             sampled, pool, report("calibrate bench model"));
+      if (calibrate)
+        bench_stats = collect_activation_stats(*bench.model, bstream, bt.bos(), bctx,
+                                               std::min<int64_t>(o.calib_tokens, 1024), sampled, pool,
+                                               report("calibrate bench model"));
+      // Speed only: a few hundred tokens fit routers well enough to route.
+      if (record)
+        bench_acts = record_ffn_activations(*bench.model, bstream, bt.bos(), bctx,
+                                            ffn_calibration_tokens(*bench.model, 512), pool);
     }
     const ActivationStats* bs = separate ? (bench_stats ? &*bench_stats : nullptr) : (stats ? &*stats : nullptr);
+    const FfnActivations* ba = separate ? (bench_acts ? &*bench_acts : nullptr) : (acts ? &*acts : nullptr);
     for (size_t i = 0; i < specs.size(); ++i) {
       if (progress) progress("bench " + specs[i].text, int64_t(i), int64_t(specs.size()));
-      BuiltVariant b = build_variant(bench.source, specs[i], bs, "bench calibration", pool);
+      BuiltVariant b = build_variant(bench.source, specs[i], bs, ba, "bench calibration", pool);
       SpeedBenchParams p = o.bench;
       p.sparsity = b.meter.get();
       const SpeedBenchResult r = run_speed_bench(*b.model, pool, p);
@@ -192,7 +227,8 @@ void write_report(const Report& rep, const std::string& dir) {
                                "protocol of `ffn perplexity`); KL and top-1 against the first variant's dense "
                                "model.\n",
                                o.model, o.text, rep.tokens_scored, o.ctx);
-  if (!rep.calibration_note.empty()) md += fmt::format("Sparse thresholds: {}.\n", rep.calibration_note);
+  if (!rep.calibration_note.empty())
+    md += fmt::format("Calibration (sparse thresholds, MoE splits and routers): {}.\n", rep.calibration_note);
   if (bench)
     md += fmt::format("Speed: `{}`{}, {} threads, pp{} / tg{}, median of {} (`ffn bench`); decode speed-up vs the "
                       "first variant in the same run.\n",

@@ -6,7 +6,10 @@
 //   dense                   the model as loaded
 //   f32|f16|bf16|q8_0|q4_0  weights re-encoded (ffn quantize)
 //   sparse:METHOD:TARGET    activation sparsity (transform/sparsify.h)
-// e.g. "q8_0+sparse:teal:0.5".
+//   moe:E/K[/split][/sS]    dense -> mixture of experts (transform/dense_to_moe.h)
+//   upcycle:E/K, average    copied experts / experts averaged (transform/upcycle.h)
+// e.g. "q8_0+sparse:teal:0.5", "q8_0+moe:16/4/coact". An FFN transform runs
+// before re-encoding, on the weights as loaded.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +29,7 @@ struct VariantSpec {
   std::string text;                 // as given
   std::optional<DType> type;        // re-encode weights
   std::string sparsity;             // "METHOD:TARGET" or empty
+  std::string ffn;                  // an FFN transform step (transform/ffn_transform.h) or empty
 };
 
 // Errors name the variant and list the accepted forms.

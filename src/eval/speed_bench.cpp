@@ -9,6 +9,7 @@
 #include "core/aligned_buffer.h"
 #include "core/error.h"
 #include "ffn/sparsity_meter.h"
+#include "model/moe_params.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
 #include "kernels/ops.h"
@@ -80,6 +81,7 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
     prefill.push_back(double(p.prefill_tokens) / t.seconds());
   }
   if (p.sparsity) p.sparsity->reset();
+  model.moe_meter().reset();
   for (int rep = 0; rep < p.repetitions; ++rep) {
     // As llama-bench's tg: decode from an empty context, one token at a time.
     cache.clear();
@@ -107,6 +109,15 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
     const double decoded = double(p.decode_tokens) * p.repetitions;
     r.achieved_sparsity = p.sparsity->achieved_sparsity();
     r.weight_bytes_per_token -= static_cast<uint64_t>(p.sparsity->skipped_bytes() / decoded);
+  }
+  r.moe_top_k = moe_top_k(model);
+  if (const MoeMeter& m = model.moe_meter(); m.tokens) {
+    // weight_bytes() counts top_k FFN experts; slots routed to MoE++
+    // zero-computation experts read none.
+    const double decoded = double(p.decode_tokens) * p.repetitions;
+    r.moe_experts_per_token = m.ffn_experts_per_token();
+    r.weight_bytes_per_token -=
+        static_cast<uint64_t>(double(m.zero_slots + m.copy_slots + m.const_slots) * m.ffn_expert_bytes / decoded);
   }
   r.decode_gb_s = double(r.weight_bytes_per_token) * r.decode_tok_s / 1e9;
   r.peak_rss_mb = peak_rss_mb();  // before the bandwidth buffer

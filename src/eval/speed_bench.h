@@ -30,6 +30,8 @@ struct SpeedBenchResult {
   uint64_t weight_bytes_per_token = 0;        // read per decoded token (sparse: measured)
   uint64_t dense_weight_bytes_per_token = 0;  // every weight once
   double achieved_sparsity = 0;               // during decode, in the method's own definition
+  int64_t moe_top_k = 0;                      // 0: no MoE layers
+  double moe_experts_per_token = 0;           // FFN experts run per token and MoE layer during decode
   double decode_gb_s = 0;
   double bandwidth_gb_s = 0;
   double decode_ffn_fraction = 0, decode_attention_fraction = 0, decode_other_fraction = 0;

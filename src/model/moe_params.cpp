@@ -107,6 +107,25 @@ void erase_moe_params(ModelSource& out) {
                 [&](const auto& kv) { return kv.first.rfind(a, 0) == 0 || kv.first.rfind("ffn.moe.", 0) == 0; });
 }
 
+void set_moe_top_k(LlamaModel& model, int64_t k, const std::string& what) {
+  bool any = false;
+  for (auto& L : model.layers()) {
+    auto* moe = dynamic_cast<MoeFfn*>(L.ffn.get());
+    if (!moe) continue;
+    any = true;
+    const int64_t n = moe->weights().n_routed();
+    if (k < 1 || k > n) fail(what, "value", fmt::format("1..{} (the routed experts of a layer)", n), std::to_string(k));
+    moe->set_top_k(k);
+  }
+  if (!any) fail(what, "model", "a mixture-of-experts model", "a model without MoE layers");
+}
+
+int64_t moe_top_k(const LlamaModel& model) {
+  for (const auto& L : model.layers())
+    if (const auto* moe = dynamic_cast<const MoeFfn*>(L.ffn.get())) return moe->routing().top_k;
+  return 0;
+}
+
 std::unique_ptr<MoeFfn> load_moe_layer(const ModelSource& src, int64_t l, const LlamaConfig& c, const MoeParams& p,
                                        MoeMeter* meter) {
   auto name = [l](const char* what) { return tensor_name(l, what); };

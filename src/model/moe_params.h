@@ -25,6 +25,7 @@
 #include "ffn/moe_ffn.h"
 #include "io/model_source.h"
 #include "model/llama_config.h"
+#include "model/llama_model.h"
 
 namespace ffn {
 
@@ -44,6 +45,12 @@ void write_moe_params(ModelSource& out, const MoeParams& p);
 
 // Removes every key above from out.extra_metadata (a model made dense).
 void erase_moe_params(ModelSource& out);
+
+// Sets every MoE layer's top-k (`--moe-top-k`). Throws ffn::Error naming
+// `what` when the model has no MoE layer or k is outside 1..routed experts.
+void set_moe_top_k(LlamaModel& model, int64_t k, const std::string& what = "--moe-top-k");
+// The top-k of the model's first MoE layer; 0 for a dense model.
+int64_t moe_top_k(const LlamaModel& model);
 
 // Layer `layer`'s MoE FFN, every tensor's presence and shape checked
 // (errors name the file and tensor); null when the layer has no router

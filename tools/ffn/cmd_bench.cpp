@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "moe_flags.h"
 #include "sparsity_flags.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
@@ -14,6 +15,7 @@ namespace ffn::cli {
 namespace {
 struct BenchOptions {
   SparsityFlags sparsity;
+  MoeFlags moe;
   std::string model;
   int threads = 0;
   SpeedBenchParams params;
@@ -30,11 +32,13 @@ Command add_bench(CLI::App& app) {
   app.add_option("-r,--repetitions", o->params.repetitions, "repetitions (median reported)")->capture_default_str();
   app.add_flag("--json", o->json, "print one JSON line on stdout");
   o->sparsity.add(app);
+  o->moe.add(app);
   return [o] {
     if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
     ThreadPool& pool = ThreadPool::global();
     Timer load;
     LoadedModel lm = load_model(o->model);
+    o->moe.apply(*lm.model);
     auto flag_meter = o->sparsity.apply(lm, pool);
     SparsityMeter* meter = flag_meter ? flag_meter.get() : lm.sparsity.get();
     o->params.sparsity = meter;
@@ -46,13 +50,16 @@ Command add_bench(CLI::App& app) {
           "{{\"model\":\"{}\",\"threads\":{},\"prefill_tokens\":{},\"decode_tokens\":{},\"prefill_tok_s\":{:.3f},"
           "\"decode_tok_s\":{:.3f},\"peak_rss_mb\":{:.1f},\"weight_bytes_per_token\":{},\"decode_gb_s\":{:.3f},"
           "\"bandwidth_gb_s\":{:.3f},\"bandwidth_fraction\":{:.4f},\"decode_ffn_fraction\":{:.4f},"
-          "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f}{}}}\n",
+          "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f}{}{}}}\n",
           o->model, pool.size(), o->params.prefill_tokens, o->params.decode_tokens, r.prefill_tok_s, r.decode_tok_s,
           r.peak_rss_mb, r.weight_bytes_per_token, r.decode_gb_s, r.bandwidth_gb_s, fraction, r.decode_ffn_fraction,
           r.decode_attention_fraction, r.decode_other_fraction,
           meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.4f},\"dense_weight_bytes_per_token\":{}",
                               sparsity_label(lm, o->sparsity.spec), r.achieved_sparsity, r.dense_weight_bytes_per_token)
-                : std::string());
+                : std::string(),
+          r.moe_top_k ? fmt::format(",\"moe_top_k\":{},\"moe_experts_per_token\":{:.4f}", r.moe_top_k,
+                                    r.moe_experts_per_token)
+                      : std::string());
       return 0;
     }
     fmt::print("model            {} (loaded in {:.2f} s)\n", o->model, load_s);
@@ -68,6 +75,9 @@ Command add_bench(CLI::App& app) {
       fmt::print("sparsity         {}: achieved {:.1f}% during decode; {:.1f} of {:.1f} MiB/token read\n",
                  sparsity_label(lm, o->sparsity.spec), 100 * r.achieved_sparsity, r.weight_bytes_per_token / 1048576.0,
                  r.dense_weight_bytes_per_token / 1048576.0);
+    if (r.moe_top_k)
+      fmt::print("experts          top-{}: {:.2f} FFN experts run per token and MoE layer during decode\n", r.moe_top_k,
+                 r.moe_experts_per_token);
     fmt::print("decode traffic   {:.2f} GB/s = {:.0f}% of the measured read bandwidth {:.2f} GB/s\n", r.decode_gb_s,
                100 * fraction, r.bandwidth_gb_s);
     fmt::print("peak RSS         {:.0f} MiB\n", r.peak_rss_mb);

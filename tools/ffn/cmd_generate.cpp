@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "moe_flags.h"
 #include "sparsity_flags.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -16,6 +17,7 @@ namespace ffn::cli {
 namespace {
 struct GenerateOptions {
   SparsityFlags sparsity;
+  MoeFlags moe;
   std::string model, tokenizer, prompt = "Once upon a time";
   int n = 64;
   int threads = 0;
@@ -37,10 +39,12 @@ Command add_generate(CLI::App& app) {
   app.add_option("--top-p", o->sampler.top_p, "top-p (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", o->sampler.seed, "random seed")->capture_default_str();
   o->sparsity.add(app);
+  o->moe.add(app);
   return [o] {
     if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
     ThreadPool& pool = ThreadPool::global();
     LoadedModel lm = load_model(o->model, o->tokenizer);
+    o->moe.apply(*lm.model);
     auto flag_meter = o->sparsity.apply(lm, pool);
     SparsityMeter* meter = flag_meter ? flag_meter.get() : lm.sparsity.get();
     const Tokenizer& tok = lm.require_tokenizer();
@@ -85,9 +89,13 @@ Command add_generate(CLI::App& app) {
     const double decode_s = decode_timer.seconds();
     fmt::print("\n");
     std::fflush(stdout);
-    fmt::print(stderr, "prompt: {} tokens, {:.1f} tok/s | decode: {} tokens, {:.1f} tok/s | threads {}\n",
+    std::string extra;
+    if (meter) extra += fmt::format(" | sparsity {:.1f}%", 100 * meter->achieved_sparsity());
+    if (const MoeMeter& m = model.moe_meter(); m.tokens)
+      extra += fmt::format(" | {:.2f} experts/token", m.ffn_experts_per_token());
+    fmt::print(stderr, "prompt: {} tokens, {:.1f} tok/s | decode: {} tokens, {:.1f} tok/s | threads {}{}\n",
                ids.size(), ids.size() / std::max(prefill_s, 1e-9), generated,
-               generated / std::max(decode_s, 1e-9), pool.size());
+               generated / std::max(decode_s, 1e-9), pool.size(), extra);
     return 0;
   };
 }

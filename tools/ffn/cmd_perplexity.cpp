@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "moe_flags.h"
 #include "sparsity_flags.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
@@ -15,6 +16,7 @@ namespace ffn::cli {
 namespace {
 struct PerplexityOptions {
   SparsityFlags sparsity;
+  MoeFlags moe;
   std::string model, tokenizer, text;
   int ctx = 0;
   int threads = 0;
@@ -33,10 +35,12 @@ Command add_perplexity(CLI::App& app) {
   app.add_flag("--json", o->json, "print one JSON line {\"tokens\",\"nll\",\"ppl\"} on stdout");
   app.add_flag("--no-progress", o->no_progress, "no progress bar");
   o->sparsity.add(app);
+  o->moe.add(app);
   return [o] {
     if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
     ThreadPool& pool = ThreadPool::global();
     LoadedModel lm = load_model(o->model, o->tokenizer);
+    o->moe.apply(*lm.model);
     auto flag_meter = o->sparsity.apply(lm, pool);
     SparsityMeter* meter = flag_meter ? flag_meter.get() : lm.sparsity.get();
     const Tokenizer& tok = lm.require_tokenizer();

@@ -39,7 +39,8 @@ Command add_report(CLI::App& app) {
   app.add_option("-z,--tokenizer", r.tokenizer, "tokenizer file");
   app.add_option("-f,--file", r.text, "text for perplexity / KL / top-1")->required();
   app.add_option("--variants", o->variants,
-                 "comma-separated variants: dense, f16, bf16, q8_0, q4_0, sparse:METHOD:TARGET, joined by '+'")
+                 "comma-separated variants: dense, f16, bf16, q8_0, q4_0, sparse:METHOD:TARGET, moe:E/K[/cluster|coact|taylor][/sS], "
+                 "upcycle:E/K, average; steps joined by '+' (e.g. q8_0+moe:16/4/coact)")
       ->capture_default_str();
   app.add_option("--bench-model", r.bench_model, "model for the speed columns (default: -m)");
   app.add_option("--calib-file", r.calib_text, "calibration text (default: the part of -f after the scored tokens)");
