@@ -19,8 +19,8 @@ void GatedFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& pool)
   const int64_t n = x.rows;
   s.a.resize(n, hidden());
   s.b.resize(n, hidden());
-  matmul(gate_, x.ptr(), n, s.a.ptr(), pool);
-  matmul(up_, x.ptr(), n, s.b.ptr(), pool);
+  const MatmulJob jobs[] = {{&gate_, x.ptr(), s.a.ptr()}, {&up_, x.ptr(), s.b.ptr()}};
+  matmul_many(jobs, 2, n, pool);
   s.tap(Site::FfnGate, s.a.ptr(), n, hidden());
   s.tap(Site::FfnUp, s.b.ptr(), n, hidden());
   silu_mul(s.a.ptr(), s.b.ptr(), n * hidden());

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "kernels/matmul.h"
+#include "kernels/ops.h"
 
 namespace ffn {
 
@@ -113,6 +114,62 @@ void MoeFfn::add_zero_computation(const Tensor& x, int64_t t, int64_t id, float 
   axpy_f32(weight * a1, w_.const_vectors.data() + c * d_, y, d_);
 }
 
+void MoeFfn::forward_one_token(const Tensor& x, Tensor& y, Scratch& scratch, ThreadPool& pool) const {
+  MoeScratch& s = scratch.moe;
+  const int64_t E = w_.n_experts, k = routing_.top_k;
+  // FFN experts picked, then the shared expert: product j reads hidden
+  // values at offset[j] of scratch a/b and writes output row j of s.out.
+  std::vector<const GatedFfn*> ffns;
+  std::vector<float> weights;
+  for (int64_t j = 0; j < k; ++j)
+    if (s.ids[size_t(j)] < E) {
+      ffns.push_back(&experts_[size_t(s.ids[size_t(j)])]);
+      weights.push_back(s.weights[size_t(j)]);
+    }
+  if (w_.shared) {
+    ffns.push_back(&*w_.shared);
+    float g = 1.0f;
+    if (!w_.shared_gate.empty()) g = 1.0f / (1.0f + std::exp(-dot_f32(w_.shared_gate.data(), x.ptr(), d_)));
+    weights.push_back(g);
+  }
+  const int64_t m = int64_t(ffns.size());
+  std::vector<int64_t> offset(size_t(m + 1), 0);
+  for (int64_t j = 0; j < m; ++j) offset[size_t(j + 1)] = offset[size_t(j)] + ffns[size_t(j)]->hidden();
+  scratch.a.resize(1, offset[size_t(m)]);
+  scratch.b.resize(1, offset[size_t(m)]);
+  s.out.resize(std::max<int64_t>(m, 1), d_);
+  std::vector<MatmulJob> jobs;
+  for (int64_t j = 0; j < m; ++j) {
+    jobs.push_back({&ffns[size_t(j)]->gate(), x.ptr(), scratch.a.ptr() + offset[size_t(j)]});
+    jobs.push_back({&ffns[size_t(j)]->up(), x.ptr(), scratch.b.ptr() + offset[size_t(j)]});
+  }
+  matmul_many(jobs.data(), int64_t(jobs.size()), 1, pool);
+  silu_mul(scratch.a.ptr(), scratch.b.ptr(), offset[size_t(m)]);
+  jobs.clear();
+  for (int64_t j = 0; j < m; ++j)
+    jobs.push_back({&ffns[size_t(j)]->down(), scratch.a.ptr() + offset[size_t(j)], s.out.row(j)});
+  matmul_many(jobs.data(), int64_t(jobs.size()), 1, pool);
+  y.resize(1, d_);
+  std::fill(y.data.begin(), y.data.end(), 0.0f);
+  for (int64_t j = 0; j < m; ++j) axpy_f32(weights[size_t(j)], s.out.row(j), y.ptr(), d_);
+  uint64_t zero = 0, copy = 0, constant = 0;
+  for (int64_t j = 0; j < k; ++j) {
+    const int32_t id = s.ids[size_t(j)];
+    if (id < E) continue;
+    add_zero_computation(x, 0, id, s.weights[size_t(j)], y.ptr());
+    if (id < E + w_.n_zero) ++zero;
+    else if (id < E + w_.n_zero + w_.n_copy) ++copy;
+    else ++constant;
+  }
+  if (meter_) {
+    meter_->tokens += 1;
+    meter_->ffn_slots += uint64_t(m - (w_.shared ? 1 : 0));
+    meter_->zero_slots += zero;
+    meter_->copy_slots += copy;
+    meter_->const_slots += constant;
+  }
+}
+
 void MoeFfn::forward(const Tensor& x, Tensor& y, Scratch& scratch, ThreadPool& pool) const {
   MoeScratch& s = scratch.moe;
   const int64_t n = x.rows, E = w_.n_experts, k = routing_.top_k;
@@ -120,6 +177,10 @@ void MoeFfn::forward(const Tensor& x, Tensor& y, Scratch& scratch, ThreadPool& p
   s.ids.resize(size_t(n * k));
   s.weights.resize(size_t(n * k));
   route_tokens(s.logits.ptr(), n, w_.n_routed(), routing_, s.ids.data(), s.weights.data());
+  if (n == 1) {
+    forward_one_token(x, y, scratch, pool);
+    return;
+  }
 
   // Group the FFN-expert slots by expert (a counting sort): expert e's
   // tokens are tokens[offsets[e] .. offsets[e + 1]).

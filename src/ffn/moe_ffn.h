@@ -80,6 +80,9 @@ class MoeFfn : public FeedForward {
 
  private:
   void compute_logits(const Tensor& x, MoeScratch& s, ThreadPool& pool) const;
+  // One token: every selected expert's gate and up (and the shared
+  // expert's) in one matmul_many pass, then every down in another.
+  void forward_one_token(const Tensor& x, Tensor& y, Scratch& scratch, ThreadPool& pool) const;
   void add_zero_computation(const Tensor& x, int64_t t, int64_t slot_kind_index, float weight, float* y) const;
 
   MoeWeights w_;

@@ -18,35 +18,6 @@ namespace ffn {
 
 namespace {
 
-// Activations of n_tok tokens quantized per 32-block: q[t][i] int8 and
-// d[t][b] with x ~= d * q (d = max|x| / 127). offset8[t][b] holds, for each
-// group of 4 bytes k of the block, -8 * (q[4k] + ... + q[4k+3]): the Q4_0
-// kernel's "- 8" term, laid out as vpdpbusd's 8 int32 lanes.
-struct QuantizedActivations {
-  AlignedVector<int8_t> q;
-  std::vector<float> d;
-  AlignedVector<int32_t> offset8;
-
-  void quantize(const float* x, int64_t n_tok, int64_t n_in) {
-    const int64_t nb = n_in / kQuantBlock;
-    q.resize(static_cast<size_t>(n_tok * n_in));
-    d.resize(static_cast<size_t>(n_tok * nb));
-    offset8.resize(static_cast<size_t>(n_tok * nb * 8));
-    for (int64_t t = 0; t < n_tok; ++t)
-      for (int64_t b = 0; b < nb; ++b) {
-        const float* xb = x + t * n_in + b * kQuantBlock;
-        float amax = 0;
-        for (int j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
-        const float scale = amax / 127.0f, inv = scale != 0.0f ? 1.0f / scale : 0.0f;
-        d[t * nb + b] = scale;
-        int8_t* qb = q.data() + t * n_in + b * kQuantBlock;
-        for (int j = 0; j < kQuantBlock; ++j) qb[j] = static_cast<int8_t>(std::lrintf(xb[j] * inv));
-        int32_t* off = offset8.data() + (t * nb + b) * 8;
-        for (int k = 0; k < 8; ++k) off[k] = -8 * (qb[4 * k] + qb[4 * k + 1] + qb[4 * k + 2] + qb[4 * k + 3]);
-      }
-  }
-};
-
 #define FFN_VNNI_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // The integer dot product of one weight block with one activation block,
@@ -203,6 +174,25 @@ const QuantizedActivations& quantized_activations(const float* x, int64_t n_tok,
 
 }  // namespace
 
+void QuantizedActivations::quantize(const float* x, int64_t n_tok, int64_t n_in) {
+  const int64_t nb = n_in / kQuantBlock;
+  q.resize(static_cast<size_t>(n_tok * n_in));
+  d.resize(static_cast<size_t>(n_tok * nb));
+  offset8.resize(static_cast<size_t>(n_tok * nb * 8));
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + t * n_in + b * kQuantBlock;
+      float amax = 0;
+      for (int j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
+      const float scale = amax / 127.0f, inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+      d[t * nb + b] = scale;
+      int8_t* qb = q.data() + t * n_in + b * kQuantBlock;
+      for (int j = 0; j < kQuantBlock; ++j) qb[j] = static_cast<int8_t>(std::lrintf(xb[j] * inv));
+      int32_t* off = offset8.data() + (t * nb + b) * 8;
+      for (int k = 0; k < 8; ++k) off[k] = -8 * (qb[4 * k] + qb[4 * k + 1] + qb[4 * k + 2] + qb[4 * k + 3]);
+    }
+}
+
 bool cpu_has_vnni() {
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
@@ -220,16 +210,25 @@ void matmul_quant(DType type, const float* x, int64_t n_tok, int64_t n_in, const
     return;
   }
   const QuantizedActivations& xa = quantized_activations(x, n_tok, n_in);
-  for_each_row_chunk(n_tok, n_in, n_out, pool, [&xa, &w, &y, type, n_tok, n_in, n_out](int64_t r0, int64_t r1) {
-    const int64_t nb = n_in / kQuantBlock;
-    auto rows = [&](auto* blocks) {
-      using Block = std::remove_const_t<std::remove_pointer_t<decltype(blocks)>>;
-      rows_vnni<Block>([&](int64_t i) { return blocks + (r0 + i) * nb; }, r1 - r0, false, xa, n_tok, nb, y + r0,
-                       n_out);
-    };
-    if (type == DType::Q8_0) rows(reinterpret_cast<const BlockQ8_0*>(w));
-    else rows(reinterpret_cast<const BlockQ4_0*>(w));
+  for_each_row_chunk(n_tok, n_in, n_out, pool, [&xa, &w, &y, type, x, n_tok, n_in, n_out](int64_t r0, int64_t r1) {
+    matmul_quant_rows(type, &xa, x, n_tok, n_in, w, y, n_out, r0, r1);
   });
+}
+
+void matmul_quant_rows(DType type, const QuantizedActivations* xa, const float* x, int64_t n_tok, int64_t n_in,
+                       const uint8_t* w, float* y, int64_t y_stride, int64_t r0, int64_t r1) {
+  if (!xa) {
+    rows_portable(type, x, n_tok, n_in, w, y, y_stride, r0, r1);
+    return;
+  }
+  const int64_t nb = n_in / kQuantBlock;
+  auto rows = [&](auto* blocks) {
+    using Block = std::remove_const_t<std::remove_pointer_t<decltype(blocks)>>;
+    rows_vnni<Block>([&](int64_t i) { return blocks + (r0 + i) * nb; }, r1 - r0, false, *xa, n_tok, nb, y + r0,
+                     y_stride);
+  };
+  if (type == DType::Q8_0) rows(reinterpret_cast<const BlockQ8_0*>(w));
+  else rows(reinterpret_cast<const BlockQ4_0*>(w));
 }
 
 void matmul_quant_gather_rows(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,

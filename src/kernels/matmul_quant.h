@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/dtype.h"
 
 namespace ffn {
@@ -20,12 +22,31 @@ class ThreadPool;
 
 enum class QuantPath { Auto, Portable, Vnni };
 
+// Activations of n_tok tokens quantized per 32-block for the VNNI kernels:
+// q[t][i] int8 and d[t][b] with x ~= d * q (d = max|x| / 127). offset8[t][b]
+// holds, for each group of 4 bytes k of the block, -8 * (q[4k] + ... +
+// q[4k+3]): the Q4_0 kernel's "- 8" term, laid out as vpdpbusd's 8 int32
+// lanes.
+struct QuantizedActivations {
+  AlignedVector<int8_t> q;
+  std::vector<float> d;
+  AlignedVector<int32_t> offset8;
+
+  void quantize(const float* x, int64_t n_tok, int64_t n_in);
+};
+
 // True when this CPU can run QuantPath::Vnni.
 bool cpu_has_vnni();
 
 // type: Q8_0 or Q4_0; n_in a multiple of 32; w: n_out rows of n_in/32 blocks.
 void matmul_quant(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,
                   int64_t n_out, float* y, ThreadPool& pool, QuantPath path = QuantPath::Auto);
+
+// The single-threaded body of matmul_quant: output rows [r0, r1) of w for
+// all tokens, into y[t * y_stride + r]. xa: x quantized (the VNNI path;
+// requires cpu_has_vnni()), or null for the portable path, which reads x.
+void matmul_quant_rows(DType type, const QuantizedActivations* xa, const float* x, int64_t n_tok, int64_t n_in,
+                       const uint8_t* w, float* y, int64_t y_stride, int64_t r0, int64_t r1);
 
 // matmul_quant restricted to a list of weight rows (distinct, ascending, in
 // [0, n_out)): y[t * n_rows + i] = dot(row rows[i] of w, x[t]). Activations

@@ -28,6 +28,18 @@ struct WeightMatrix {
 // y[n_tok, rows] = x[n_tok, cols] * W^T
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
 
+// Several independent products in one pass of the thread pool: for each
+// job, y[n_tok, w.rows] = x[n_tok, w.cols] * w^T. Threads split the jobs'
+// weight bytes into equal shares (whole 4-row tiles), so a layer's small
+// products (gate and up; q, k and v; the experts a token picked) cost one
+// wake-up of the workers instead of one each.
+struct MatmulJob {
+  const WeightMatrix* w;
+  const float* x;
+  float* y;
+};
+void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool& pool);
+
 // Row r of W decoded to fp32 (an embedding lookup).
 void read_row(const WeightMatrix& w, int64_t r, float* out);
 

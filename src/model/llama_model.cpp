@@ -79,9 +79,8 @@ void LlamaModel::project_qkv(LlamaLayer& L, int64_t n, ThreadPool& pool) {
   AttentionSparsity* S = L.attn_sparsity.get();
   if (!S || S->in_threshold <= 0) {
     if (S && S->in_site) S->in_site->record(uint64_t(n * config_.dim), uint64_t(n * config_.dim));
-    matmul(L.wq, xn_.ptr(), n, q_.ptr(), pool);
-    matmul(L.wk, xn_.ptr(), n, k_.ptr(), pool);
-    matmul(L.wv, xn_.ptr(), n, v_.ptr(), pool);
+    const MatmulJob jobs[] = {{&L.wq, xn_.ptr(), q_.ptr()}, {&L.wk, xn_.ptr(), k_.ptr()}, {&L.wv, xn_.ptr(), v_.ptr()}};
+    matmul_many(jobs, 3, n, pool);
     return;
   }
   auto& p = S->packed;
@@ -89,8 +88,8 @@ void LlamaModel::project_qkv(LlamaLayer& L, int64_t n, ThreadPool& pool) {
   if (S->in_site) S->in_site->record(p.kept, p.seen);
   matmul_sparse_input(S->wq_t, p.values.data(), n, p.active.data(), p.n_active(), q_.ptr(), pool);
   if (S->q_only) {
-    matmul(L.wk, xn_.ptr(), n, k_.ptr(), pool);
-    matmul(L.wv, xn_.ptr(), n, v_.ptr(), pool);
+    const MatmulJob jobs[] = {{&L.wk, xn_.ptr(), k_.ptr()}, {&L.wv, xn_.ptr(), v_.ptr()}};
+    matmul_many(jobs, 2, n, pool);
   } else {
     matmul_sparse_input(S->wk_t, p.values.data(), n, p.active.data(), p.n_active(), k_.ptr(), pool);
     matmul_sparse_input(S->wv_t, p.values.data(), n, p.active.data(), p.n_active(), v_.ptr(), pool);

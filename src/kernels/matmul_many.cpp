@@ -1,0 +1,75 @@
+// matmul_many (kernels/weight_matrix.h): several products, one pool pass.
+#include <algorithm>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_quant.h"
+#include "kernels/weight_matrix.h"
+
+namespace ffn {
+
+namespace {
+
+bool is_quant(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+// Below this many multiply-adds in total the jobs run on the calling thread
+// (as matmul does for one product).
+constexpr int64_t kMinParallelMacs = 64 * 1024;
+
+// The caller's buffers of quantized activations, one per job, reused.
+std::vector<QuantizedActivations>& caller_activations() {
+  thread_local std::vector<QuantizedActivations> buffers;
+  return buffers;
+}
+
+}  // namespace
+
+void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool& pool) {
+  if (count <= 0) return;
+  const bool vnni = cpu_has_vnni();
+  std::vector<QuantizedActivations>& acts = caller_activations();
+  if (int64_t(acts.size()) < count) acts.resize(size_t(count));
+  std::vector<uint64_t> start(size_t(count + 1), 0);  // cumulative weight bytes
+  int64_t macs = 0;
+  for (int64_t j = 0; j < count; ++j) {
+    const WeightMatrix& w = *jobs[j].w;
+    if (is_quant(w.type) && vnni) acts[size_t(j)].quantize(jobs[j].x, n_tok, w.cols);
+    start[size_t(j + 1)] = start[size_t(j)] + w.bytes();
+    macs += n_tok * w.rows * w.cols;
+  }
+  auto rows = [&](int64_t j, int64_t r0, int64_t r1) {
+    if (r0 >= r1) return;
+    const MatmulJob& job = jobs[j];
+    const WeightMatrix& w = *job.w;
+    if (is_quant(w.type))
+      matmul_quant_rows(w.type, vnni ? &acts[size_t(j)] : nullptr, job.x, n_tok, w.cols, w.data, job.y, w.rows, r0,
+                        r1);
+    else
+      matmul_dense_rows(w.type, job.x, n_tok, w.cols, w.data, job.y, w.rows, r0, r1);
+  };
+  const int64_t shares = pool.size();
+  if (macs < kMinParallelMacs || shares == 1) {
+    for (int64_t j = 0; j < count; ++j) rows(j, 0, jobs[j].w->rows);
+    return;
+  }
+  // Share s covers bytes [s * B / shares, (s + 1) * B / shares) of the jobs
+  // laid end to end; within job j that is rows from boundary(j, s) to
+  // boundary(j, s + 1), rounded to whole 4-row tiles. Adjacent shares use
+  // the same boundary, so every row is computed exactly once.
+  const uint64_t total = start[size_t(count)];
+  auto boundary = [&](int64_t j, int64_t s) -> int64_t {
+    const WeightMatrix& w = *jobs[j].w;
+    const uint64_t at = uint64_t((unsigned __int128)total * uint64_t(s) / uint64_t(shares));
+    if (at <= start[size_t(j)]) return 0;
+    if (at >= start[size_t(j + 1)]) return w.rows;
+    const int64_t r = int64_t((at - start[size_t(j)]) / w.row_bytes());
+    return std::min(w.rows, (r + 3) / 4 * 4);
+  };
+  pool.parallel_for(shares, [&](int64_t s0, int64_t s1, int) {
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t j = 0; j < count; ++j) rows(j, boundary(j, s), boundary(j, s + 1));
+  });
+}
+
+}  // namespace ffn
