@@ -88,6 +88,21 @@ BENCHMARK(BM_DenseFfnDecode)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
+std::unique_ptr<ffn::MoeFfn> random_moe(ffn::DType type, int64_t E, int64_t k, int64_t n_zero, uint64_t seed,
+                                        ffn::MoeMeter* meter) {
+  const int64_t h = kHidden / E;
+  ffn::MoeWeights w;
+  w.n_experts = E;
+  w.expert_hidden = h;
+  w.n_zero = n_zero;
+  w.router = random_weight(ffn::DType::F32, E + n_zero, kDim, seed);
+  w.gate_exps = random_weight(type, E * h, kDim, seed + 1);
+  w.up_exps = random_weight(type, E * h, kDim, seed + 2);
+  w.down_exps = random_weight(type, E * kDim, h, seed + 3);
+  return std::make_unique<ffn::MoeFfn>(
+      std::move(w), ffn::MoeRouting{k, ffn::MoeGating::Softmax, ffn::MoeOrder::SoftmaxThenTopK, true}, meter);
+}
+
 // Args: weight type, experts, top_k, threads. The dense FFN's neurons split
 // into `experts` experts of kHidden / experts; softmax routing over a random
 // router, so tokens pick varying experts.
@@ -96,17 +111,8 @@ void BM_MoeFfnDecode(benchmark::State& state) {
   const int64_t E = state.range(1), k = state.range(2), h = kHidden / E;
   std::vector<std::unique_ptr<ffn::MoeFfn>> layers;
   const uint64_t layer_bytes = 3 * ffn::dtype_row_bytes(type, kDim) * uint64_t(E * h);
-  for (uint64_t total = 0, s = 1; total < kWorkingSet; total += layer_bytes, s += 4) {
-    ffn::MoeWeights w;
-    w.n_experts = E;
-    w.expert_hidden = h;
-    w.router = random_weight(ffn::DType::F32, E, kDim, s);
-    w.gate_exps = random_weight(type, E * h, kDim, s + 1);
-    w.up_exps = random_weight(type, E * h, kDim, s + 2);
-    w.down_exps = random_weight(type, E * kDim, h, s + 3);
-    layers.push_back(std::make_unique<ffn::MoeFfn>(
-        std::move(w), ffn::MoeRouting{k, ffn::MoeGating::Softmax, ffn::MoeOrder::SoftmaxThenTopK, true}));
-  }
+  for (uint64_t total = 0, s = 1; total < kWorkingSet; total += layer_bytes, s += 4)
+    layers.push_back(random_moe(type, E, k, 0, s, nullptr));
   state.SetLabel(ffn::dtype_name(type));
   run_layers(state, layers, layers[0]->weight_bytes_per_token(), int(state.range(3)));
 }
@@ -116,6 +122,23 @@ BENCHMARK(BM_MoeFfnDecode)
     ->Args({int64_t(ffn::DType::Q8_0), 8, 2, 2})
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
+
+// MoE++ zero experts: args zero experts, threads; 16 FFN experts, top-4,
+// Q8_0. With a random router a slot goes to a zero expert with probability
+// zero / (16 + zero), and the time per token should follow the FFN experts
+// actually run (counter "ffn_experts"), not top_k.
+void BM_MoeZeroExpertsDecode(benchmark::State& state) {
+  const int64_t E = 16, k = 4, zero = state.range(0);
+  ffn::MoeMeter meter;
+  std::vector<std::unique_ptr<ffn::MoeFfn>> layers;
+  const uint64_t layer_bytes = 3 * ffn::dtype_row_bytes(ffn::DType::Q8_0, kDim) * uint64_t(kHidden);
+  for (uint64_t total = 0, s = 1; total < kWorkingSet; total += layer_bytes, s += 4)
+    layers.push_back(random_moe(ffn::DType::Q8_0, E, k, zero, s, &meter));
+  run_layers(state, layers, layers[0]->weight_bytes_per_token(), int(state.range(1)));
+  state.counters["ffn_experts"] = meter.ffn_experts_per_token();
+  state.counters.erase("GB/s");  // bytes per call vary with the routing
+}
+BENCHMARK(BM_MoeZeroExpertsDecode)->Args({0, 2})->Args({16, 2})->Args({48, 2})->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -33,6 +33,7 @@ MoeFfn::MoeFfn(MoeWeights w, MoeRouting routing, MoeMeter* meter)
     require(w_.up_exps.rows == E * h && w_.up_exps.cols == d_, "up_exps shape");
     require(w_.down_exps.rows == E * d_ && w_.down_exps.cols == h, "down_exps shape");
   }
+  require(w_.router_bias.empty() || int64_t(w_.router_bias.size()) == N, "router bias length");
   require(int64_t(w_.const_vectors.size()) == w_.n_const * d_, "constant expert vectors");
   require(int64_t(w_.const_gates.size()) == w_.n_const * 2 * d_, "constant expert gates");
   if (w_.gating_residual.data)
@@ -84,6 +85,9 @@ void MoeFfn::compute_logits(const Tensor& x, MoeScratch& s, ThreadPool& pool) co
   const int64_t n = x.rows, N = w_.n_routed();
   s.logits.resize(n, N);
   matmul(w_.router, x.ptr(), n, s.logits.ptr(), pool);
+  if (!w_.router_bias.empty())
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t e = 0; e < N; ++e) s.logits.row(t)[e] += w_.router_bias[size_t(e)];
   if (w_.gating_residual.data) {
     // The previous layer left its logits for these same tokens (the model
     // checks at load that it is a MoE layer with as many routed experts).

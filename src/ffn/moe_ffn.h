@@ -37,6 +37,10 @@ namespace ffn {
 
 struct MoeWeights {
   WeightMatrix router;  // [n_routed(), d]
+  // Optional router bias [n_routed()]: converted models give their zero
+  // experts a constant logit, so a token whose weakest picked group is
+  // predicted below it skips that group (compute adapts per token).
+  std::vector<float> router_bias;
   // Stacked FFN experts: gate/up [n_experts * expert_hidden, d],
   // down [n_experts * d, expert_hidden].
   WeightMatrix gate_exps, up_exps, down_exps;

@@ -133,6 +133,8 @@ std::unique_ptr<MoeFfn> load_moe_layer(const ModelSource& src, int64_t l, const 
   const int64_t d = c.dim, E = p.n_experts, h = p.expert_hidden, N = p.n_routed();
   MoeWeights w;
   w.router = load_matrix(src, name("ffn_gate_inp"), N, d);
+  const std::string bias = fmt::format("blk.{}.ffn_gate_inp.bias", l);
+  if (src.find(bias)) w.router_bias = load_vector(src, bias, N);
   w.n_experts = E;
   w.expert_hidden = h;
   w.gate_exps = load_stacked_matrix(src, name("ffn_gate_exps"), E, h, d);

@@ -6,7 +6,8 @@
 //   reads Mixtral-style llama files), {arch}.expert_weights_norm (default:
 //   true for llama, whose llama.cpp graph always renormalises),
 //   {arch}.expert_gating_func (1 softmax, 2 sigmoid);
-// and tensors blk.N.ffn_gate_inp (router [E, d]), ffn_{gate,up}_exps
+// and tensors blk.N.ffn_gate_inp (router [E, d]; optional bias
+// blk.N.ffn_gate_inp.bias [E]), ffn_{gate,up}_exps
 // [E, hidden, d], ffn_down_exps [E, d, hidden], shared experts
 // ffn_{gate,up}_shexp [shared, d], ffn_down_shexp [d, shared] and
 // ffn_gate_inp_shexp [d].

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -112,10 +113,19 @@ std::vector<float> fit_router(const std::vector<float>& x, const std::vector<flo
   return router;
 }
 
-struct OwnedTensor {
-  std::shared_ptr<std::vector<uint8_t>> bytes;
-  WeightTensor tensor;
-};
+// tau of the zero experts (see the header): the median over tokens of the
+// k-th largest predicted group mass.
+float zero_expert_logit(const std::vector<float>& router, const std::vector<float>& x, int64_t T, int64_t d,
+                        int64_t groups, int64_t k) {
+  std::vector<float> kth(static_cast<size_t>(T)), pred(static_cast<size_t>(groups));
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t g = 0; g < groups; ++g) pred[size_t(g)] = dot_f32(&router[size_t(g * d)], &x[size_t(t * d)], d);
+    std::nth_element(pred.begin(), pred.begin() + (k - 1), pred.end(), std::greater<float>());
+    kth[size_t(t)] = pred[size_t(k - 1)];
+  }
+  std::nth_element(kth.begin(), kth.begin() + T / 2, kth.end());
+  return kth[size_t(T / 2)];
+}
 
 void add_tensor(ModelSource& out, std::string name, DType type, std::vector<uint64_t> shape,
                 std::shared_ptr<std::vector<uint8_t>> bytes) {
@@ -168,7 +178,8 @@ const char* expert_split_name(ExpertSplit s) {
 
 MoeConversionSpec parse_moe_conversion(const std::string& text, const std::string& what) {
   if (text.rfind("moe:", 0) != 0)
-    fail(what, "value", "moe:experts=E,top_k=K[,shared=S][,split=cluster|coact|taylor] or moe:E/K[/split][/sS]",
+    fail(what, "value",
+         "moe:experts=E,top_k=K[,shared=S][,split=cluster|coact|taylor][,zero=Z] or moe:E/K[/split][/sS][/zZ]",
          "\"" + text + "\"");
   MoeConversionSpec s;
   s.text = text;
@@ -183,17 +194,21 @@ MoeConversionSpec parse_moe_conversion(const std::string& text, const std::strin
       else if (k == "top_k") s.top_k = parse_int_field(v, what, "top_k", 0, 65536), have_k = true;
       else if (k == "shared") s.shared = parse_int_field(v, what, "shared", 0, 65536);
       else if (k == "split") s.split = parse_split(v, what);
-      else fail(what, "key \"" + k + "\"", "experts, top_k, shared or split", "\"" + k + "\"");
+      else if (k == "zero") s.zero = parse_int_field(v, what, "zero", 0, 65536);
+      else fail(what, "key \"" + k + "\"", "experts, top_k, shared, split or zero", "\"" + k + "\"");
     }
   } else {
     const auto parts = split_on(body, '/');
-    if (parts.size() < 2) fail(what, "value", "moe:E/K[/split][/sS]", "\"" + text + "\"");
+    if (parts.size() < 2) fail(what, "value", "moe:E/K[/split][/sS][/zZ]", "\"" + text + "\"");
     s.experts = parse_int_field(parts[0], what, "experts", 0, 65536);
     s.top_k = parse_int_field(parts[1], what, "top_k", 0, 65536);
     have_experts = have_k = true;
     for (size_t i = 2; i < parts.size(); ++i) {
-      if (!parts[i].empty() && parts[i][0] == 's' && parts[i].size() > 1 && std::isdigit(uint8_t(parts[i][1])))
+      const bool counted = parts[i].size() > 1 && std::isdigit(uint8_t(parts[i][1]));
+      if (counted && parts[i][0] == 's')
         s.shared = parse_int_field(parts[i].substr(1), what, "shared", 0, 65536);
+      else if (counted && parts[i][0] == 'z')
+        s.zero = parse_int_field(parts[i].substr(1), what, "zero", 0, 65536);
       else
         s.split = parse_split(parts[i], what);
     }
@@ -202,8 +217,9 @@ MoeConversionSpec parse_moe_conversion(const std::string& text, const std::strin
   if (s.experts < 1) fail(what, "experts", "at least 1", std::to_string(s.experts));
   if (s.shared >= s.experts)
     fail(what, "shared", fmt::format("fewer than experts ({})", s.experts), std::to_string(s.shared));
-  if (s.top_k < 1 || s.top_k > s.experts - s.shared)
-    fail(what, "top_k", fmt::format("1..{} (experts - shared)", s.experts - s.shared), std::to_string(s.top_k));
+  if (s.top_k < 1 || s.top_k > s.experts - s.shared + s.zero)
+    fail(what, "top_k", fmt::format("1..{} (experts - shared + zero)", s.experts - s.shared + s.zero),
+         std::to_string(s.top_k));
   return s;
 }
 
@@ -352,10 +368,20 @@ ModelSource dense_to_moe(const ModelSource& src, const LlamaModel& model, const 
     }
 
     auto name = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
-    const std::vector<float> router = fit_router(x, h, T, d, H, routed_groups, pool);
+    std::vector<float> router = fit_router(x, h, T, d, H, routed_groups, pool);
+    if (spec.zero > 0) {
+      const float tau = zero_expert_logit(router, x, T, d, routed, std::min(spec.top_k, routed));
+      router.resize(size_t((routed + spec.zero) * d), 0.0f);
+      std::vector<float> bias(size_t(routed + spec.zero), 0.0f);
+      std::fill(bias.begin() + routed, bias.end(), tau);
+      auto bias_bytes = std::make_shared<std::vector<uint8_t>>(bias.size() * sizeof(float));
+      std::memcpy(bias_bytes->data(), bias.data(), bias_bytes->size());
+      add_tensor(out, fmt::format("blk.{}.ffn_gate_inp.bias", l), DType::F32, {uint64_t(routed + spec.zero)},
+                 bias_bytes);
+    }
     auto router_bytes = std::make_shared<std::vector<uint8_t>>(router.size() * sizeof(float));
     std::memcpy(router_bytes->data(), router.data(), router_bytes->size());
-    add_tensor(out, name("ffn_gate_inp"), DType::F32, {uint64_t(routed), uint64_t(d)}, router_bytes);
+    add_tensor(out, name("ffn_gate_inp"), DType::F32, {uint64_t(routed + spec.zero), uint64_t(d)}, router_bytes);
     const uint64_t R = uint64_t(routed), W = uint64_t(width), D = uint64_t(d);
     add_tensor(out, name("ffn_gate_exps"), dense->gate().type, {R, W, D}, gather_rows(dense->gate(), routed_neurons));
     add_tensor(out, name("ffn_up_exps"), dense->up().type, {R, W, D}, gather_rows(dense->up(), routed_neurons));
@@ -374,6 +400,7 @@ ModelSource dense_to_moe(const ModelSource& src, const LlamaModel& model, const 
   MoeParams p;
   p.n_experts = routed;
   p.expert_hidden = width;
+  p.n_zero = spec.zero;
   p.routing.top_k = spec.top_k;
   p.routing.gating = MoeGating::Unit;
   p.routing.renormalize = false;

@@ -27,6 +27,13 @@
 // group's activation mass on calibration token t. Tokens take the top_k
 // groups by predicted mass, each with weight 1 (unit gating): keeping all
 // groups gives back the dense FFN (exactly up to float summation order).
+//
+// MoE++ zero experts (`zero=Z`, Jin et al. 2024) make the number of groups
+// adapt per token: Z experts that output 0, whose router logit is a constant
+// tau (router row 0, bias tau). A picked group whose predicted mass is below
+// tau loses its slot to a zero expert and is not computed. tau is the median,
+// over calibration tokens, of the top_k-th largest predicted mass: about half
+// the tokens drop their weakest group.
 #pragma once
 
 #include <cstdint>
@@ -47,12 +54,13 @@ struct MoeConversionSpec {
   int64_t experts = 8;  // groups per layer, shared ones included
   int64_t top_k = 2;    // routed experts per token
   int64_t shared = 0;   // always-on groups
+  int64_t zero = 0;     // MoE++ zero experts (adaptive number of groups per token)
   ExpertSplit split = ExpertSplit::Cluster;
   std::string text;     // as given, for labels
 };
 
-// "moe:experts=16,top_k=4[,shared=1][,split=cluster|coact|taylor]" or the
-// short form "moe:16/4[/coact][/s1]" (for --variants lists). Errors name
+// "moe:experts=16,top_k=4[,shared=1][,split=cluster|coact|taylor][,zero=Z]"
+// or the short form "moe:16/4[/coact][/s1][/z2]" (for --variants lists). Errors name
 // `what` and the field.
 MoeConversionSpec parse_moe_conversion(const std::string& text, const std::string& what = "--ffn");
 const char* expert_split_name(ExpertSplit s);

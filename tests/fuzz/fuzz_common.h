@@ -59,10 +59,13 @@ inline void run_model(const ModelSource& src) {
   // transposed matrices): read and apply it as load_model does.
   std::unique_ptr<SparsityMeter> sparsity;
   if (const auto plan = read_sparsity_plan(src, model.config())) sparsity = apply_sparsity(model, *plan, &pool);
-  KvCache cache = model.make_cache(2);
+  // A 2-token prefill (batched paths: grouped expert dispatch) and a decode
+  // step (one-token paths).
+  KvCache cache = model.make_cache(3);
   Tensor logits;
-  const int32_t token = 0;
-  model.forward(&token, 1, cache, logits, false, pool);
+  const int32_t tokens[2] = {0, 0};
+  model.forward(tokens, 2, cache, logits, false, pool);
+  model.forward(tokens, 1, cache, logits, false, pool);
   if (logits.rows != 1 || logits.cols != model.config().vocab_size) std::abort();
 }
 

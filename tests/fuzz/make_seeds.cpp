@@ -22,7 +22,10 @@
 #include "io/model_source.h"
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
+#include "model/moe_params.h"
 #include "transform/activation_stats.h"
+#include "transform/dense_to_moe.h"
+#include "transform/ffn_activations.h"
 #include "transform/sparse_file.h"
 #include "transform/sparsify.h"
 #include "kernels/convert.h"
@@ -287,6 +290,46 @@ const char* const kTokenizerJson = R"({
 
 }  // namespace
 
+// The MoE model with MoE++ experts added to every layer: one zero, one copy
+// and one constant expert (router rows appended), and gating residuals from
+// layer 1 on.
+ModelSource with_moepp(const ModelSource& moe, int64_t n_layers, int64_t dim) {
+  ModelSource out = moe.without_tensors();
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 0.5f);
+  auto floats = [&](std::string name, std::vector<uint64_t> shape) {
+    uint64_t n = 1;
+    for (uint64_t d : shape) n *= d;
+    auto buf = std::make_shared<std::vector<uint8_t>>(n * 4);
+    for (uint64_t i = 0; i < n; ++i) {
+      const float v = nd(rng);
+      std::memcpy(buf->data() + 4 * i, &v, 4);
+    }
+    out.add(WeightTensor{std::move(name), DType::F32, std::move(shape), buf->data(), buf->size()});
+    out.owners.push_back(buf);
+  };
+  int64_t experts = 0, hidden = 0;
+  for (const auto& t : moe.tensors) {
+    if (t.name.find("ffn_gate_exps") != std::string::npos) experts = int64_t(t.shape[0]), hidden = int64_t(t.shape[1]);
+    if (t.name.find("ffn_gate_inp.") == std::string::npos) out.add(t);
+  }
+  const uint64_t routed = uint64_t(experts + 3), d = uint64_t(dim);
+  for (int64_t l = 0; l < n_layers; ++l) {
+    floats(fmt::format("blk.{}.ffn_gate_inp.weight", l), {routed, d});
+    floats(fmt::format("blk.{}.ffn_const_exps.weight", l), {1, d});
+    floats(fmt::format("blk.{}.ffn_const_gate.weight", l), {1, 2, d});
+    if (l > 0) floats(fmt::format("blk.{}.ffn_gate_res.weight", l), {routed, routed});
+  }
+  MoeParams p;
+  p.n_experts = experts;
+  p.expert_hidden = hidden;
+  p.n_zero = p.n_copy = p.n_const = 1;
+  p.routing.top_k = 2;
+  p.routing.renormalize = true;
+  write_moe_params(out, p);
+  return out;
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: make_seeds OUT_DIR\n");
@@ -317,6 +360,13 @@ int main(int argc, char** argv) {
         const std::string name = std::string("gguf/tiny_sparse_") + std::string(spec).substr(0, 4) + ".gguf";
         write_gguf(with_sparsity_plan(f32.src, plan, nullptr), (out / name).string());
       }
+      // Mixture of experts: the model split into experts (routers, stacked
+      // experts, a shared expert), and with MoE++ experts and gating
+      // residuals added.
+      const FfnActivations acts = record_ffn_activations(model, tokens, 1, 16, 64, pool);
+      const ModelSource moe = dense_to_moe(f32.src, model, acts, parse_moe_conversion("moe:3/2/coact/s1"), pool);
+      write_gguf(moe, (out / "gguf/tiny_moe.gguf").string());
+      write_gguf(with_moepp(moe, int64_t(small.layers), int64_t(small.dim)), (out / "gguf/tiny_moepp.gguf").string());
     }
 
     Model mixed = tiny_model(wide, true, 2, [](const std::string& name) {

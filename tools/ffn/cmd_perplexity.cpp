@@ -9,6 +9,7 @@
 #include "core/thread_pool.h"
 #include "eval/perplexity.h"
 #include "model/loaded_model.h"
+#include "model/moe_params.h"
 #include "progress.h"
 
 namespace ffn::cli {
@@ -51,14 +52,19 @@ Command add_perplexity(CLI::App& app) {
     const PerplexityResult r = perplexity(*lm.model, stream, tok.bos(), ctx, pool,
                                           [&](int64_t done, int64_t total) { progress.update(done, total); });
     progress.finish();
+    const MoeMeter& moe = lm.model->moe_meter();
     if (o->json) {
-      fmt::print("{{\"tokens\":{},\"nll\":{:.9g},\"ppl\":{:.9g}{}}}\n", r.tokens, r.nll, r.ppl,
+      fmt::print("{{\"tokens\":{},\"nll\":{:.9g},\"ppl\":{:.9g}{}{}}}\n", r.tokens, r.nll, r.ppl,
                  meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.6f}", sparsity_label(lm, o->sparsity.spec),
                                      meter->achieved_sparsity())
-                       : std::string());
+                       : std::string(),
+                 moe.tokens ? fmt::format(",\"moe_experts_per_token\":{:.4f}", moe.ffn_experts_per_token()) : "");
     } else {
       fmt::print("tokens scored: {}\nmean NLL: {:.6f} nats\nperplexity: {:.4f}\n", r.tokens, r.nll, r.ppl);
       if (meter) fmt::print("sparsity: {} (achieved {:.2f}%)\n", sparsity_label(lm, o->sparsity.spec), 100 * meter->achieved_sparsity());
+      if (moe.tokens)
+        fmt::print("experts: {:.2f} FFN experts per token and MoE layer (top-{})\n", moe.ffn_experts_per_token(),
+                   moe_top_k(*lm.model));
     }
     return 0;
   };
