@@ -32,8 +32,9 @@
 // adapt per token: Z experts that output 0, whose router logit is a constant
 // tau (router row 0, bias tau). A picked group whose predicted mass is below
 // tau loses its slot to a zero expert and is not computed. tau is the median,
-// over calibration tokens, of the top_k-th largest predicted mass: about half
-// the tokens drop their weakest group.
+// over calibration tokens, of the top_k-th largest predicted mass: half the
+// tokens drop at least their weakest group (stories260K, 8/4 with 4 zero
+// experts: 2.99 groups per token at layer 0).
 #pragma once
 
 #include <cstdint>
