@@ -462,6 +462,29 @@ TEST(SparseFile, ConvertedModelRunsExactlyAsTheRuntimePathAndStoresTransposedWei
   }
 }
 
+// What runs follows the thresholds, which the file's transposed matrices
+// were checked against, not the method's name (found by fuzz_gguf: a file
+// saying "topk" with TEAL thresholds ran the dense FFN on matrices it only
+// had transposed).
+TEST(SparseFile, TheThresholdsDecideWhatRuns) {
+  const auto& c = calibrated();
+  const auto plan = plan_sparsity(parse_sparsity_spec("teal:0.5"), &c.stats, *c.lm.model);
+  ModelSource src = with_sparsity_plan(c.lm.source, plan, &ThreadPool::global());
+  for (auto& [k, v] : src.extra_metadata)
+    if (k == "ffn.sparsity.method") v = GgufValue::of_string("topk");
+  const std::string path = test::temp_dir() + "/topk_named.gguf";
+  write_gguf(src, path);
+  LoadedModel lm = load_model(path);
+  ThreadPool pool(1);
+  KvCache cache = lm.model->make_cache(4);
+  Tensor logits;
+  const int32_t tokens[2] = {1, 200};
+  lm.model->forward(tokens, 2, cache, logits, false, pool);
+  for (float v : logits.data) ASSERT_TRUE(std::isfinite(v));
+  EXPECT_NE(lm.model->layers()[0].ffn->describe().find("teal"), std::string::npos)
+      << lm.model->layers()[0].ffn->describe();
+}
+
 TEST(SparseFile, BadPlanMetadataNamesTheKey) {
   const auto& c = calibrated();
   const auto plan = plan_sparsity(parse_sparsity_spec("teal:0.5"), &c.stats, *c.lm.model);
@@ -494,6 +517,10 @@ TEST(SparseFile, BadPlanMetadataNamesTheKey) {
   expect_error([&](ModelSource& s) { meta(s, "ffn.sparsity.target") = GgufValue::of_f32(3.0f); },
                "ffn.sparsity.target");
   expect_error([&](ModelSource& s) { meta(s, "ffn.sparsity.gate_rule") = GgufValue::of_u32(1); },
+               "ffn.sparsity.gate_rule");
+  // TEAL FFN thresholds and a gate rule at once: two FFN variants for one
+  // layer (found by fuzz_gguf).
+  expect_error([&](ModelSource& s) { meta(s, "ffn.sparsity.gate_rule") = GgufValue::of_string("cats"); },
                "ffn.sparsity.gate_rule");
   // Transposed matrices without a plan: the model cannot run as dense.
   expect_error(

@@ -164,6 +164,7 @@ Report run_report(const ReportOptions& o, ThreadPool& pool,
     row.kl = q.kl;
     row.top1 = q.top1_agree;
     row.achieved_sparsity = b.meter ? b.meter->achieved_sparsity() : 0.0;
+    row.moe_experts_per_token = b.model->moe_meter().ffn_experts_per_token();
     rep.rows.push_back(row);
   }
 
@@ -234,23 +235,25 @@ void write_report(const Report& rep, const std::string& dir) {
                       "first variant in the same run.\n",
                       bench_model, bench_model == o.model ? "" : " (a different model of the same architecture: speed only)",
                       ThreadPool::global().size(), o.bench.prefill_tokens, o.bench.decode_tokens, o.bench.repetitions);
-  md += "\n| variant | FFN (layer 0) | PPL | KL (nats) | top-1 agree | sparsity (text) |";
+  md += "\n| variant | FFN (layer 0) | PPL | KL (nats) | top-1 agree | sparsity (text) | experts/token (text) |";
   if (bench) md += " decode tok/s | speed-up | prefill tok/s | MiB read/token | sparsity (bench) | RSS MiB |";
-  md += "\n|---|---|---|---|---|---|";
+  md += "\n|---|---|---|---|---|---|---|";
   if (bench) md += "---|---|---|---|---|---|";
   md += "\n";
   std::string csv = "variant,ffn,ppl,nll,kl,top1_agree,achieved_sparsity,decode_tok_s,decode_speedup,prefill_tok_s,"
-                    "weight_bytes_per_token,bench_sparsity,rss_mb\n";
+                    "weight_bytes_per_token,bench_sparsity,rss_mb,moe_experts_per_token\n";
   for (const auto& r : rep.rows) {
-    md += fmt::format("| {} | {} | {:.4f} | {:.5f} | {:.2f}% | {:.1f}% |", r.variant, r.description, r.ppl, r.kl,
-                      100 * r.top1, 100 * r.achieved_sparsity);
+    md += fmt::format("| {} | {} | {:.4f} | {:.5f} | {:.2f}% | {:.1f}% | {} |", r.variant, r.description, r.ppl, r.kl,
+                      100 * r.top1, 100 * r.achieved_sparsity,
+                      r.moe_experts_per_token > 0 ? fmt::format("{:.2f}", r.moe_experts_per_token) : "-");
     if (bench)
       md += fmt::format(" {:.2f} | {:.2f}x | {:.1f} | {:.1f} | {:.1f}% | {:.0f} |", r.decode_tok_s, r.decode_speedup,
                         r.prefill_tok_s, r.weight_bytes_per_token / 1048576.0, 100 * r.bench_sparsity, r.rss_mb);
     md += "\n";
-    csv += fmt::format("\"{}\",\"{}\",{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.4f},{:.4f},{:.4f},{},{:.6f},{:.1f}\n",
+    csv += fmt::format("\"{}\",\"{}\",{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.4f},{:.4f},{:.4f},{},{:.6f},{:.1f},{:.4f}\n",
                        r.variant, r.description, r.ppl, r.nll, r.kl, r.top1, r.achieved_sparsity, r.decode_tok_s,
-                       r.decode_speedup, r.prefill_tok_s, r.weight_bytes_per_token, r.bench_sparsity, r.rss_mb);
+                       r.decode_speedup, r.prefill_tok_s, r.weight_bytes_per_token, r.bench_sparsity, r.rss_mb,
+                       r.moe_experts_per_token);
   }
   if (bench) md += "\n![quality vs decode speed](report.svg)\n";
   write("report.md", md);

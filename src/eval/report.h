@@ -52,6 +52,7 @@ struct ReportRow {
   std::string description;           // FFN of layer 0
   double ppl = 0, nll = 0, kl = 0, top1 = 0;
   double achieved_sparsity = 0;      // on the quality text (sparse variants)
+  double moe_experts_per_token = 0;  // FFN experts run per token and MoE layer on the quality text (0: dense)
   double decode_tok_s = 0, prefill_tok_s = 0;
   double decode_speedup = 0;         // vs the first variant, same run
   uint64_t weight_bytes_per_token = 0;

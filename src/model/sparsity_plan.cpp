@@ -118,7 +118,9 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
       S->out_site = meter->add(name("attn_out"), uint64_t(c.dim), double(c.dim) * bytes_per_weight(L.wo), teal);
       L.attn_sparsity = std::move(S);
     }
-    if (teal) {
+    // The thresholds decide, not the method's name: a file's plan was
+    // validated against the transposed matrices its thresholds read.
+    if (ffn_teal) {
       auto* in_site = meter->add(name("ffn_in"), uint64_t(2 * c.hidden_dim),
                                  2.0 * double(c.hidden_dim) * bytes_per_weight(dense.gate()), true);
       auto* mid_site = meter->add(name("ffn_mid"), uint64_t(c.dim), double(c.dim) * bytes_per_weight(dense.down()), true);
@@ -199,6 +201,10 @@ std::optional<SparsityPlan> read_sparsity_plan(const ModelSource& src, const Lla
   std::vector<float> channel;
   if (gate_sparse && gate.kind == GateRule::Kind::ChannelThreshold)
     channel = get_floats("channel_thresholds", n * static_cast<size_t>(c.hidden_dim));
+  for (size_t l = 0; l < n; ++l)
+    if (gate_sparse && (ffn_in[l] > 0 || ffn_mid[l] > 0))
+      fail(src.path, key_name("gate_rule"), "none when the TEAL FFN thresholds (ffn_in/ffn_mid) are set",
+           "\"" + rule + "\"");
   plan.layers.resize(n);
   for (size_t l = 0; l < n; ++l) {
     auto& p = plan.layers[l];
