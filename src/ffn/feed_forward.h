@@ -10,10 +10,12 @@
 
 #include "core/tensor.h"
 #include "ffn/activation_observer.h"
+#include "kernels/weight_matrix.h"
 
 namespace ffn {
 
 class ThreadPool;
+class GatedFfn;
 
 // Buffers of the mixture-of-experts FFN (ffn/moe_ffn.h). prev_logits carries
 // one layer's router logits to the next (MoE++ gating residuals).
@@ -21,6 +23,10 @@ struct MoeScratch {
   Tensor logits, prev_logits, residual, x, out;
   std::vector<int32_t> ids, tokens, offsets;
   std::vector<float> weights, token_weights;
+  // One token: the experts it runs, their hidden offsets and the products.
+  std::vector<const GatedFfn*> picked;
+  std::vector<int64_t> picked_offsets;
+  std::vector<MatmulJob> jobs;
 };
 
 // Reusable per-call buffers, owned by the caller so that variants allocate

@@ -123,8 +123,10 @@ void MoeFfn::forward_one_token(const Tensor& x, Tensor& y, Scratch& scratch, Thr
   const int64_t E = w_.n_experts, k = routing_.top_k;
   // FFN experts picked, then the shared expert: product j reads hidden
   // values at offset[j] of scratch a/b and writes output row j of s.out.
-  std::vector<const GatedFfn*> ffns;
-  std::vector<float> weights;
+  std::vector<const GatedFfn*>& ffns = s.picked;
+  std::vector<float>& weights = s.token_weights;
+  ffns.clear();
+  weights.clear();
   for (int64_t j = 0; j < k; ++j)
     if (s.ids[size_t(j)] < E) {
       ffns.push_back(&experts_[size_t(s.ids[size_t(j)])]);
@@ -137,12 +139,14 @@ void MoeFfn::forward_one_token(const Tensor& x, Tensor& y, Scratch& scratch, Thr
     weights.push_back(g);
   }
   const int64_t m = int64_t(ffns.size());
-  std::vector<int64_t> offset(size_t(m + 1), 0);
+  std::vector<int64_t>& offset = s.picked_offsets;
+  offset.assign(size_t(m + 1), 0);
   for (int64_t j = 0; j < m; ++j) offset[size_t(j + 1)] = offset[size_t(j)] + ffns[size_t(j)]->hidden();
   scratch.a.resize(1, offset[size_t(m)]);
   scratch.b.resize(1, offset[size_t(m)]);
   s.out.resize(std::max<int64_t>(m, 1), d_);
-  std::vector<MatmulJob> jobs;
+  std::vector<MatmulJob>& jobs = s.jobs;
+  jobs.clear();
   for (int64_t j = 0; j < m; ++j) {
     jobs.push_back({&ffns[size_t(j)]->gate(), x.ptr(), scratch.a.ptr() + offset[size_t(j)]});
     jobs.push_back({&ffns[size_t(j)]->up(), x.ptr(), scratch.b.ptr() + offset[size_t(j)]});

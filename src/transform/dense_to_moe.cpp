@@ -17,6 +17,7 @@
 #include "kernels/matmul.h"
 #include "model/llama_model.h"
 #include "model/moe_params.h"
+#include "transform/new_tensors.h"
 #include "transform/ffn_activations.h"
 
 namespace ffn {
@@ -41,12 +42,6 @@ void normalize_rows(std::vector<float>& f, int64_t n, int64_t dim) {
   }
 }
 
-// The matrix decoded to fp32, [rows, cols].
-std::vector<float> decode(const WeightMatrix& w) {
-  std::vector<float> f(size_t(w.rows * w.cols));
-  for (int64_t r = 0; r < w.rows; ++r) read_row(w, r, f.data() + r * w.cols);
-  return f;
-}
 
 // Solves (A + lambda I) X = B for symmetric positive semi-definite A [n, n]
 // and B [n, m] by Cholesky, in double. Returns X [n, m].
@@ -127,11 +122,6 @@ float zero_expert_logit(const std::vector<float>& router, const std::vector<floa
   return kth[size_t(T / 2)];
 }
 
-void add_tensor(ModelSource& out, std::string name, DType type, std::vector<uint64_t> shape,
-                std::shared_ptr<std::vector<uint8_t>> bytes) {
-  out.add(WeightTensor{std::move(name), type, std::move(shape), bytes->data(), bytes->size()});
-  out.owners.push_back(std::move(bytes));
-}
 
 // Rows `neurons` of w (-1: a zero row), re-using the stored bytes.
 std::shared_ptr<std::vector<uint8_t>> gather_rows(const WeightMatrix& w, const std::vector<int32_t>& neurons) {
@@ -290,7 +280,7 @@ ModelSource dense_to_moe(const ModelSource& src, const LlamaModel& model, const 
   ModelSource out = src.without_tensors();
   auto is_dense_ffn = [](const std::string& name) {
     for (const char* what : {".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"})
-      if (name.size() > 4 && name.find(what) != std::string::npos) return true;
+      if (name.find(what) != std::string::npos) return true;
     return false;
   };
   for (const auto& t : src.tensors)
@@ -301,7 +291,7 @@ ModelSource dense_to_moe(const ModelSource& src, const LlamaModel& model, const 
     if (!dense) throw Error(fmt::format("dense -> MoE: layer {} is not a dense gated FFN", l));
     const std::vector<float>& x = acts.x[size_t(l)];
     const std::vector<float>& h = acts.h[size_t(l)];
-    const std::vector<float> down = decode(dense->down());
+    const std::vector<float> down = decode_matrix(dense->down());
 
     // Taylor importance of each neuron (see the header).
     std::vector<double> importance(static_cast<size_t>(H), 0.0);
@@ -374,26 +364,23 @@ ModelSource dense_to_moe(const ModelSource& src, const LlamaModel& model, const 
       router.resize(size_t((routed + spec.zero) * d), 0.0f);
       std::vector<float> bias(size_t(routed + spec.zero), 0.0f);
       std::fill(bias.begin() + routed, bias.end(), tau);
-      auto bias_bytes = std::make_shared<std::vector<uint8_t>>(bias.size() * sizeof(float));
-      std::memcpy(bias_bytes->data(), bias.data(), bias_bytes->size());
-      add_tensor(out, fmt::format("blk.{}.ffn_gate_inp.bias", l), DType::F32, {uint64_t(routed + spec.zero)},
-                 bias_bytes);
+      add_owned_tensor(out, fmt::format("blk.{}.ffn_gate_inp.bias", l), DType::F32, {uint64_t(routed + spec.zero)},
+                       encode_matrix(bias, 1, routed + spec.zero, DType::F32));
     }
-    auto router_bytes = std::make_shared<std::vector<uint8_t>>(router.size() * sizeof(float));
-    std::memcpy(router_bytes->data(), router.data(), router_bytes->size());
-    add_tensor(out, name("ffn_gate_inp"), DType::F32, {uint64_t(routed + spec.zero), uint64_t(d)}, router_bytes);
+    add_owned_tensor(out, name("ffn_gate_inp"), DType::F32, {uint64_t(routed + spec.zero), uint64_t(d)},
+                     encode_matrix(router, routed + spec.zero, d, DType::F32));
     const uint64_t R = uint64_t(routed), W = uint64_t(width), D = uint64_t(d);
-    add_tensor(out, name("ffn_gate_exps"), dense->gate().type, {R, W, D}, gather_rows(dense->gate(), routed_neurons));
-    add_tensor(out, name("ffn_up_exps"), dense->up().type, {R, W, D}, gather_rows(dense->up(), routed_neurons));
+    add_owned_tensor(out, name("ffn_gate_exps"), dense->gate().type, {R, W, D}, gather_rows(dense->gate(), routed_neurons));
+    add_owned_tensor(out, name("ffn_up_exps"), dense->up().type, {R, W, D}, gather_rows(dense->up(), routed_neurons));
     const DType down_type = dtype_row_ok(dense->down().type, W) ? dense->down().type : DType::F16;
-    add_tensor(out, name("ffn_down_exps"), down_type, {R, D, W},
+    add_owned_tensor(out, name("ffn_down_exps"), down_type, {R, D, W},
                gather_columns(down, d, H, routed_neurons, width, down_type));
     if (!shared_neurons.empty()) {
       const uint64_t S = shared_neurons.size();
-      add_tensor(out, name("ffn_gate_shexp"), dense->gate().type, {S, D}, gather_rows(dense->gate(), shared_neurons));
-      add_tensor(out, name("ffn_up_shexp"), dense->up().type, {S, D}, gather_rows(dense->up(), shared_neurons));
+      add_owned_tensor(out, name("ffn_gate_shexp"), dense->gate().type, {S, D}, gather_rows(dense->gate(), shared_neurons));
+      add_owned_tensor(out, name("ffn_up_shexp"), dense->up().type, {S, D}, gather_rows(dense->up(), shared_neurons));
       const DType shared_down = dtype_row_ok(dense->down().type, S) ? dense->down().type : DType::F16;
-      add_tensor(out, name("ffn_down_shexp"), shared_down, {D, S},
+      add_owned_tensor(out, name("ffn_down_shexp"), shared_down, {D, S},
                  gather_columns(down, d, H, shared_neurons, int64_t(S), shared_down));
     }
   }

@@ -14,6 +14,7 @@
 #include "kernels/convert.h"
 #include "model/llama_model.h"
 #include "model/moe_params.h"
+#include "transform/new_tensors.h"
 
 namespace ffn {
 
@@ -21,11 +22,6 @@ namespace {
 
 std::string tensor_name(int64_t layer, const char* what) { return fmt::format("blk.{}.{}.weight", layer, what); }
 
-void add_tensor(ModelSource& out, std::string name, DType type, std::vector<uint64_t> shape,
-                std::shared_ptr<std::vector<uint8_t>> bytes) {
-  out.add(WeightTensor{std::move(name), type, std::move(shape), bytes->data(), bytes->size()});
-  out.owners.push_back(std::move(bytes));
-}
 
 bool is_layer_ffn_tensor(const std::string& name, const char* const* parts) {
   for (const char* const* p = parts; *p; ++p)
@@ -77,20 +73,7 @@ std::vector<float> block_mean(const WeightMatrix& stacked, int64_t n_blocks, dou
   return mean;
 }
 
-std::shared_ptr<std::vector<uint8_t>> encode_matrix(const std::vector<float>& f, int64_t rows, int64_t cols,
-                                                    DType type) {
-  const uint64_t rb = dtype_row_bytes(type, uint64_t(cols));
-  auto out = std::make_shared<std::vector<uint8_t>>(rb * uint64_t(rows));
-  for (int64_t r = 0; r < rows; ++r)
-    encode_row(type, f.data() + r * cols, out->data() + uint64_t(r) * rb, uint64_t(cols));
-  return out;
-}
 
-std::vector<float> decode_matrix(const WeightMatrix& w) {
-  std::vector<float> f(size_t(w.rows * w.cols));
-  for (int64_t r = 0; r < w.rows; ++r) read_row(w, r, f.data() + r * w.cols);
-  return f;
-}
 
 }  // namespace
 
@@ -136,12 +119,12 @@ ModelSource upcycle(const ModelSource& src, const LlamaModel& model, const Upcyc
     std::normal_distribution<float> normal(0.0f, float(1.0 / std::sqrt(double(d))));
     std::vector<float> router(size_t(E * d));
     for (auto& v : router) v = normal(rng);
-    add_tensor(out, tensor_name(l, "ffn_gate_inp"), DType::F32, {U, D}, encode_matrix(router, E, d, DType::F32));
-    add_tensor(out, tensor_name(l, "ffn_gate_exps"), dense->gate().type, {U, H, D},
+    add_owned_tensor(out, tensor_name(l, "ffn_gate_inp"), DType::F32, {U, D}, encode_matrix(router, E, d, DType::F32));
+    add_owned_tensor(out, tensor_name(l, "ffn_gate_exps"), dense->gate().type, {U, H, D},
                stacked_copies(dense->gate(), E, spec.noise, rng));
-    add_tensor(out, tensor_name(l, "ffn_up_exps"), dense->up().type, {U, H, D},
+    add_owned_tensor(out, tensor_name(l, "ffn_up_exps"), dense->up().type, {U, H, D},
                stacked_copies(dense->up(), E, spec.noise, rng));
-    add_tensor(out, tensor_name(l, "ffn_down_exps"), dense->down().type, {U, D, H},
+    add_owned_tensor(out, tensor_name(l, "ffn_down_exps"), dense->down().type, {U, D, H},
                stacked_copies(dense->down(), E, spec.noise, rng));
   }
   MoeParams p;
@@ -191,9 +174,9 @@ ModelSource average_experts(const ModelSource& src, const LlamaModel& model) {
     const DType gt = dtype_row_ok(w.gate_exps.type, uint64_t(d)) ? w.gate_exps.type : DType::F16;
     const DType dt = dtype_row_ok(w.down_exps.type, uint64_t(h)) ? w.down_exps.type : DType::F16;
     const uint64_t H = uint64_t(h), D = uint64_t(d);
-    add_tensor(out, tensor_name(l, "ffn_gate"), gt, {H, D}, encode_matrix(gate, h, d, gt));
-    add_tensor(out, tensor_name(l, "ffn_up"), gt, {H, D}, encode_matrix(up, h, d, gt));
-    add_tensor(out, tensor_name(l, "ffn_down"), dt, {D, H}, encode_matrix(down, d, h, dt));
+    add_owned_tensor(out, tensor_name(l, "ffn_gate"), gt, {H, D}, encode_matrix(gate, h, d, gt));
+    add_owned_tensor(out, tensor_name(l, "ffn_up"), gt, {H, D}, encode_matrix(up, h, d, gt));
+    add_owned_tensor(out, tensor_name(l, "ffn_down"), dt, {D, H}, encode_matrix(down, d, h, dt));
   }
   if (hidden < 0) throw Error("average: the model has no mixture-of-experts layer");
   for (const auto& L : model.layers())
