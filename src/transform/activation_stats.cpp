@@ -12,6 +12,7 @@
 #include "io/gguf_writer.h"
 #include "io/json_util.h"
 #include "model/llama_model.h"
+#include "transform/calibration_run.h"
 
 namespace ffn {
 
@@ -177,29 +178,10 @@ ActivationStats ActivationCollector::finish(const LlamaModel& model) const {
 ActivationStats collect_activation_stats(LlamaModel& model, const std::vector<int32_t>& tokens, int32_t bos,
                                          int64_t ctx, int64_t max_tokens, int64_t max_sampled_tokens, ThreadPool& pool,
                                          const std::function<void(int64_t, int64_t)>& progress) {
-  if (ctx < 2) throw Error(fmt::format("calibration: context {} too small (need at least 2)", ctx));
-  const int64_t total = std::min<int64_t>(max_tokens, static_cast<int64_t>(tokens.size()));
-  if (total < 1) throw Error("calibration: the text has no tokens");
   ActivationCollector collector(model, max_sampled_tokens);
-  model.set_observer(&collector);
-  KvCache cache = model.make_cache(ctx);
-  Tensor logits;
-  std::vector<int32_t> window;
-  try {
-    for (int64_t done = 0; done < total;) {
-      const int64_t n = std::min(ctx - 1, total - done);
-      window.assign(1, bos);
-      window.insert(window.end(), tokens.begin() + done, tokens.begin() + done + n);
-      cache.clear();
-      model.forward(window.data(), static_cast<int64_t>(window.size()), cache, logits, false, pool);
-      done += n;
-      if (progress) progress(done, total);
-    }
-  } catch (...) {
-    model.set_observer(nullptr);
-    throw;
-  }
-  model.set_observer(nullptr);
+  run_calibration(model, collector, tokens, bos, ctx, max_tokens, pool, [&](int64_t done, int64_t total, int64_t) {
+    if (progress) progress(done, total);
+  });
   return collector.finish(model);
 }
 
