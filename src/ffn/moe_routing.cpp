@@ -39,8 +39,9 @@ void route_tokens(const float* logits, int64_t n_tok, int64_t n_experts, const M
                   float* weights) {
   const int64_t k = r.top_k;
   if (k < 1 || k > n_experts) throw std::invalid_argument("route_tokens: top_k out of range");
-  std::vector<int32_t> order(static_cast<size_t>(n_experts));
-  std::vector<float> p(static_cast<size_t>(n_experts));
+  // Reused across calls: routing runs once per MoE layer and token batch.
+  thread_local std::vector<int32_t> order;
+  order.resize(static_cast<size_t>(n_experts));
   for (int64_t t = 0; t < n_tok; ++t) {
     const float* l = logits + t * n_experts;
     // Selection by logit is the same as by softmax or sigmoid probability

@@ -23,6 +23,11 @@ std::vector<QuantizedActivations>& caller_activations() {
   return buffers;
 }
 
+std::vector<uint64_t>& caller_byte_offsets() {
+  thread_local std::vector<uint64_t> offsets;
+  return offsets;
+}
+
 }  // namespace
 
 void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool& pool) {
@@ -30,7 +35,12 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
   const bool vnni = cpu_has_vnni();
   std::vector<QuantizedActivations>& acts = caller_activations();
   if (int64_t(acts.size()) < count) acts.resize(size_t(count));
-  std::vector<uint64_t> start(size_t(count + 1), 0);  // cumulative weight bytes
+  // Cumulative weight bytes, in the caller's buffer reused across calls
+  // (this runs for every layer of every decoded token). Named through a
+  // reference: inside the workers' lambda a thread_local name would mean
+  // each worker's own, empty, vector.
+  std::vector<uint64_t>& start = caller_byte_offsets();
+  start.assign(size_t(count + 1), 0);
   int64_t macs = 0;
   for (int64_t j = 0; j < count; ++j) {
     const WeightMatrix& w = *jobs[j].w;
