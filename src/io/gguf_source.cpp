@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/architectures.h"
 #include "io/gguf_writer.h"
 
 namespace ffn {
@@ -92,8 +93,8 @@ ModelSource model_source_from_gguf(std::shared_ptr<const GgufFile> gguf) {
   src.path = g.path();
   src.format = "gguf";
   src.arch = g.get_string("general.architecture");
-  if (src.arch != "llama")
-    fail(g.path(), "general.architecture", "\"llama\"", "\"" + src.arch + "\"");
+  if (!is_supported_architecture(src.arch))
+    fail(g.path(), "general.architecture", supported_architectures(), "\"" + src.arch + "\"");
   const std::string a = src.arch + ".";
   auto& p = src.params;
   p.dim = g.get_uint(a + "embedding_length");

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "io/architectures.h"
 
 namespace ffn {
 
@@ -55,6 +56,7 @@ LlamaConfig LlamaConfig::from(const ModelSource& src) {
       fail(f, "block_count (n_layers)",
            fmt::format("at least {} (the file has tensor '{}')", layer + 1, t.name), std::to_string(p.n_layers));
   }
+  c.rope_style = uses_neox_rope(src.arch) ? RopeStyle::NeoX : RopeStyle::Interleaved;
   c.rope_base = static_cast<float>(p.rope_base);
   c.rms_eps = static_cast<float>(p.rms_eps);
   return c;

@@ -21,8 +21,9 @@ struct LlamaConfig {
   int64_t rope_dim = 0;
   float rope_base = 10000.0f;
   float rms_eps = 1e-5f;
-  // All loaders deliver q/k in the interleaved layout (safetensors is
-  // permuted at load), so Llama always runs Interleaved.
+  // llama files (GGUF, llama2.c, and safetensors, permuted at load) hold
+  // q/k in the interleaved layout; qwen2 GGUF files keep Hugging Face's
+  // rotate-half layout (io/architectures.h).
   RopeStyle rope_style = RopeStyle::Interleaved;
 
   // Checks ranges and consistency; errors name src.path and the field.

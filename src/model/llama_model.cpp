@@ -46,6 +46,14 @@ LlamaModel::LlamaModel(const ModelSource& src) : config_(LlamaConfig::from(src))
     L.wk = matrix(name("attn_k"), c.kv_dim, c.dim);
     L.wv = matrix(name("attn_v"), c.kv_dim, c.dim);
     L.wo = matrix(name("attn_output"), c.dim, c.dim);
+    auto bias = [&](const char* what, int64_t n) {
+      const std::string b = fmt::format("blk.{}.{}.bias", l, what);
+      return src.find(b) ? load_vector(src, b, n) : std::vector<float>();
+    };
+    L.bq = bias("attn_q", c.dim);
+    L.bk = bias("attn_k", c.kv_dim);
+    L.bv = bias("attn_v", c.kv_dim);
+    L.bo = bias("attn_output", c.dim);
     if (moe && (L.ffn = load_moe_layer(src, l, c, *moe, moe_meter_.get()))) continue;
     L.ffn = std::make_unique<GatedFfn>(matrix(name("ffn_gate"), c.hidden_dim, c.dim),
                                        matrix(name("ffn_up"), c.hidden_dim, c.dim),
@@ -75,7 +83,33 @@ bool LlamaModel::has_moe() const {
   return false;
 }
 
+namespace {
+
+// rows[t] += bias for each of n rows (no-op without a bias).
+void add_bias(Tensor& rows, int64_t n, const std::vector<float>& bias) {
+  if (bias.empty()) return;
+  const int64_t width = static_cast<int64_t>(bias.size());
+  for (int64_t t = 0; t < n; ++t) {
+    float* r = rows.row(t);
+    for (int64_t i = 0; i < width; ++i) r[i] += bias[static_cast<size_t>(i)];
+  }
+}
+
+}  // namespace
+
 void LlamaModel::project_qkv(LlamaLayer& L, int64_t n, ThreadPool& pool) {
+  project_qkv_weights(L, n, pool);
+  add_bias(q_, n, L.bq);
+  add_bias(k_, n, L.bk);
+  add_bias(v_, n, L.bv);
+}
+
+void LlamaModel::project_output(LlamaLayer& L, int64_t n, ThreadPool& pool) {
+  project_output_weights(L, n, pool);
+  add_bias(proj_, n, L.bo);
+}
+
+void LlamaModel::project_qkv_weights(LlamaLayer& L, int64_t n, ThreadPool& pool) {
   AttentionSparsity* S = L.attn_sparsity.get();
   if (!S || S->in_threshold <= 0) {
     if (S && S->in_site) S->in_site->record(uint64_t(n * config_.dim), uint64_t(n * config_.dim));
@@ -96,7 +130,7 @@ void LlamaModel::project_qkv(LlamaLayer& L, int64_t n, ThreadPool& pool) {
   }
 }
 
-void LlamaModel::project_output(LlamaLayer& L, int64_t n, ThreadPool& pool) {
+void LlamaModel::project_output_weights(LlamaLayer& L, int64_t n, ThreadPool& pool) {
   AttentionSparsity* S = L.attn_sparsity.get();
   if (!S || S->out_threshold <= 0) {
     if (S && S->out_site) S->out_site->record(uint64_t(n * config_.dim), uint64_t(n * config_.dim));

@@ -40,6 +40,8 @@ struct LlamaLayer {
   std::vector<float> attn_norm;
   std::vector<float> ffn_norm;
   WeightMatrix wq, wk, wv, wo;
+  // Projection biases (qwen2 has q/k/v ones); empty where the file has none.
+  std::vector<float> bq, bk, bv, bo;
   std::unique_ptr<FeedForward> ffn;
   std::unique_ptr<AttentionSparsity> attn_sparsity;  // null: dense projections
 };
@@ -85,8 +87,12 @@ class LlamaModel {
   void set_observer(ActivationObserver* observer) { observer_ = observer; }
 
  private:
+  // Projections plus biases; the *_weights parts are the (maybe sparse)
+  // matrix products alone.
   void project_qkv(LlamaLayer& layer, int64_t n, ThreadPool& pool);
   void project_output(LlamaLayer& layer, int64_t n, ThreadPool& pool);
+  void project_qkv_weights(LlamaLayer& layer, int64_t n, ThreadPool& pool);
+  void project_output_weights(LlamaLayer& layer, int64_t n, ThreadPool& pool);
   void attention(LlamaLayer& layer, int64_t layer_index, int64_t n, KvCache& cache, ThreadPool& pool);
 
   LlamaConfig config_;

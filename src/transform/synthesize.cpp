@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "io/architectures.h"
 #include "kernels/convert.h"
 #include "model/moe_params.h"
 
@@ -23,7 +24,11 @@ const SynthShape kPresets[] = {
     {"tiny", 64, 160, 2, 4, 2, 32000, 256},
     // OLMoE-1B-7B (Muennighoff et al., 2024): 64 experts of 1024, top-8.
     {"olmoe-1b-7b", 2048, 1024, 16, 16, 16, 50304, 4096, 64, 8},
+    // Qwen1.5-MoE-A2.7B: 60 experts of 1408, top-4, a shared expert of 5632
+    // behind a sigmoid gate, q/k/v biases, NeoX RoPE.
+    {"qwen-moe-a2.7b", 2048, 1408, 24, 16, 16, 151936, 8192, 60, 4, "qwen2moe", 5632},
     {"mixtral-tiny", 64, 96, 2, 4, 2, 32000, 256, 4, 2},
+    {"qwen-moe-tiny", 64, 32, 2, 4, 2, 32000, 256, 4, 2, "qwen2moe", 96},
 };
 
 // splitmix64: a fast, well-mixed counter-based generator, so that every
@@ -101,16 +106,24 @@ ModelSource synthesize(const SynthShape& s, DType type, uint64_t seed) {
   const std::string where = "synth " + s.name;
   if (s.dim == 0 || s.n_heads == 0 || s.dim % s.n_heads || s.n_kv_heads == 0 || s.n_heads % s.n_kv_heads ||
       (s.dim / s.n_heads) % 2 || s.hidden_dim == 0 || s.n_layers == 0 || s.vocab_size < 260 ||
-      s.n_experts_used > s.n_experts || (s.n_experts && !s.n_experts_used))
+      s.n_experts_used > s.n_experts || (s.n_experts && !s.n_experts_used) || (s.shared_hidden && !s.n_experts))
     fail(where, "shape",
          "dim divisible by heads (even head size), heads divisible by kv-heads, vocab >= 260, "
-         "1 <= experts used <= experts",
-         fmt::format("dim {} ffn {} layers {} heads {} kv-heads {} vocab {} experts {}/{}", s.dim, s.hidden_dim,
-                     s.n_layers, s.n_heads, s.n_kv_heads, s.vocab_size, s.n_experts_used, s.n_experts));
+         "1 <= experts used <= experts, a shared expert only with experts",
+         fmt::format("dim {} ffn {} layers {} heads {} kv-heads {} vocab {} experts {}/{} shared {}", s.dim,
+                     s.hidden_dim, s.n_layers, s.n_heads, s.n_kv_heads, s.vocab_size, s.n_experts_used, s.n_experts,
+                     s.shared_hidden));
+  const bool arch_fits = is_supported_architecture(s.arch) && !(s.arch == "qwen2moe" && !s.n_experts) &&
+                         !(s.arch == "qwen2" && s.n_experts);
+  if (!arch_fits)
+    fail(where, "architecture",
+         fmt::format("{} (qwen2 without experts, qwen2moe with them, llama either way)", supported_architectures()),
+         fmt::format("\"{}\" with {} experts", s.arch, s.n_experts));
   ModelSource src;
   src.path = where;
   src.format = "synthetic";
-  src.arch = "llama";
+  src.arch = s.arch;
+  const bool qwen = s.arch != "llama";
   auto& p = src.params;
   p.dim = s.dim;
   p.hidden_dim = s.hidden_dim;
@@ -155,6 +168,13 @@ ModelSource synthesize(const SynthShape& s, DType type, uint64_t seed) {
     src.add(WeightTensor{name, DType::F32, {n}, reinterpret_cast<const uint8_t*>(buf->data()), n * 4});
     src.owners.push_back(buf);
   };
+  auto random_vector = [&](const std::string& name, uint64_t n, float stddev) {
+    auto buf = std::make_shared<std::vector<float>>(n);
+    fill_normal(buf->data(), n, stream, stddev);
+    stream = splitmix64(stream);
+    src.add(WeightTensor{name, DType::F32, {n}, reinterpret_cast<const uint8_t*>(buf->data()), n * 4});
+    src.owners.push_back(buf);
+  };
   const uint64_t kv_dim = s.dim / s.n_heads * s.n_kv_heads;
   matrix("token_embd.weight", s.vocab_size, s.dim);
   ones("output_norm.weight", s.dim);
@@ -166,12 +186,23 @@ ModelSource synthesize(const SynthShape& s, DType type, uint64_t seed) {
     matrix(n("attn_k"), kv_dim, s.dim);
     matrix(n("attn_v"), kv_dim, s.dim);
     matrix(n("attn_output"), s.dim, s.dim);
+    if (qwen) {
+      random_vector(fmt::format("blk.{}.attn_q.bias", l), s.dim, 0.1f);
+      random_vector(fmt::format("blk.{}.attn_k.bias", l), kv_dim, 0.1f);
+      random_vector(fmt::format("blk.{}.attn_v.bias", l), kv_dim, 0.1f);
+    }
     ones(n("ffn_norm"), s.dim);
     if (s.n_experts) {
       tensor(n("ffn_gate_inp"), 0, s.n_experts, s.dim, DType::F32);
       tensor(n("ffn_gate_exps"), s.n_experts, s.hidden_dim, s.dim, type);
       tensor(n("ffn_up_exps"), s.n_experts, s.hidden_dim, s.dim, type);
       tensor(n("ffn_down_exps"), s.n_experts, s.dim, s.hidden_dim, type);
+      if (s.shared_hidden) {
+        random_vector(n("ffn_gate_inp_shexp"), s.dim, static_cast<float>(1.0 / std::sqrt(double(s.dim))));
+        matrix(n("ffn_gate_shexp"), s.shared_hidden, s.dim);
+        matrix(n("ffn_up_shexp"), s.shared_hidden, s.dim);
+        matrix(n("ffn_down_shexp"), s.dim, s.shared_hidden);
+      }
       continue;
     }
     matrix(n("ffn_gate"), s.hidden_dim, s.dim);
@@ -183,8 +214,13 @@ ModelSource synthesize(const SynthShape& s, DType type, uint64_t seed) {
     moe.n_experts = int64_t(s.n_experts);
     moe.expert_hidden = int64_t(s.hidden_dim);
     moe.routing.top_k = int64_t(s.n_experts_used);
-    moe.routing.renormalize = true;  // what llama.cpp's llama graph does
+    // What llama.cpp's graphs do: llama renormalises the kept weights,
+    // qwen2moe does not.
+    moe.routing.renormalize = !qwen;
     write_moe_params(src, moe);
+    if (s.shared_hidden)
+      src.extra_metadata.emplace_back(s.arch + ".expert_shared_feed_forward_length",
+                                      GgufValue::of_u32(uint32_t(s.shared_hidden)));
   }
   return src;
 }

@@ -22,10 +22,18 @@ struct SynthShape {
   // experts of hidden_dim each (llama.cpp's Mixtral-style llama layout: a
   // router ffn_gate_inp and stacked ffn_*_exps), top n_experts_used.
   uint64_t n_experts = 0, n_experts_used = 0;
+  // GGUF architecture (io/architectures.h). qwen2/qwen2moe add random q/k/v
+  // biases; qwen2moe routes softmax-then-top-k without renormalisation.
+  std::string arch = "llama";
+  // Width of one always-on shared expert with a sigmoid gate (0: none), as
+  // Qwen-MoE has; llama.cpp reads shared experts only for qwen2moe.
+  uint64_t shared_hidden = 0;
 };
 
 // Known presets: tinyllama-1.1b, llama-300m, llama-100m, tiny (for tests);
-// MoE: olmoe-1b-7b (64 experts, top-8), mixtral-tiny (for tests).
+// MoE: olmoe-1b-7b (64 experts, top-8), qwen-moe-a2.7b (qwen2moe: 60
+// experts top-4 plus a gated shared expert), mixtral-tiny and qwen-moe-tiny
+// (for tests).
 std::optional<SynthShape> synth_preset(const std::string& name);
 std::vector<std::string> synth_preset_names();
 

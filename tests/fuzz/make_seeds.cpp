@@ -23,6 +23,7 @@
 #include "core/thread_pool.h"
 #include "model/llama_model.h"
 #include "model/moe_params.h"
+#include "transform/synthesize.h"
 #include "transform/activation_stats.h"
 #include "transform/dense_to_moe.h"
 #include "transform/ffn_activations.h"
@@ -367,6 +368,18 @@ int main(int argc, char** argv) {
       const ModelSource moe = dense_to_moe(f32.src, model, acts, parse_moe_conversion("moe:3/2/coact/s1"), pool);
       write_gguf(moe, (out / "gguf/tiny_moe.gguf").string());
       write_gguf(with_moepp(moe, int64_t(small.layers), int64_t(small.dim)), (out / "gguf/tiny_moepp.gguf").string());
+    }
+    {
+      // qwen2moe: q/k/v biases, NeoX RoPE, a gated shared expert.
+      SynthShape qwen = *synth_preset("qwen-moe-tiny");
+      qwen.dim = 32;
+      qwen.n_heads = 2;
+      qwen.n_kv_heads = 1;
+      qwen.hidden_dim = 16;
+      qwen.shared_hidden = 24;
+      qwen.n_layers = 1;
+      qwen.vocab_size = 260;
+      write_gguf(synthesize(qwen, DType::F32, 3), (out / "gguf/tiny_qwen2moe.gguf").string());
     }
 
     Model mixed = tiny_model(wide, true, 2, [](const std::string& name) {
