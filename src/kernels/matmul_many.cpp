@@ -23,6 +23,11 @@ std::vector<QuantizedActivations>& caller_activations() {
   return buffers;
 }
 
+std::vector<int64_t>& caller_activation_owner() {
+  thread_local std::vector<int64_t> owner;
+  return owner;
+}
+
 std::vector<uint64_t>& caller_byte_offsets() {
   thread_local std::vector<uint64_t> offsets;
   return offsets;
@@ -41,10 +46,22 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
   // each worker's own, empty, vector.
   std::vector<uint64_t>& start = caller_byte_offsets();
   start.assign(size_t(count + 1), 0);
+  // Jobs that share their input (q/k/v, gate/up, every expert's gate/up)
+  // share its quantized form: act_of[j] is the job whose buffer j reads.
+  std::vector<int64_t>& act_of = caller_activation_owner();
+  act_of.assign(size_t(count), 0);
   int64_t macs = 0;
   for (int64_t j = 0; j < count; ++j) {
     const WeightMatrix& w = *jobs[j].w;
-    if (is_quant(w.type) && vnni) acts[size_t(j)].quantize(jobs[j].x, n_tok, w.cols);
+    act_of[size_t(j)] = j;
+    if (is_quant(w.type) && vnni) {
+      int64_t same = -1;
+      for (int64_t i = 0; i < j && same < 0; ++i)
+        if (act_of[size_t(i)] == i && jobs[i].x == jobs[j].x && jobs[i].w->cols == w.cols && is_quant(jobs[i].w->type))
+          same = i;
+      if (same >= 0) act_of[size_t(j)] = same;
+      else acts[size_t(j)].quantize(jobs[j].x, n_tok, w.cols);
+    }
     start[size_t(j + 1)] = start[size_t(j)] + w.bytes();
     macs += n_tok * w.rows * w.cols;
   }
@@ -53,8 +70,8 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
     const MatmulJob& job = jobs[j];
     const WeightMatrix& w = *job.w;
     if (is_quant(w.type))
-      matmul_quant_rows(w.type, vnni ? &acts[size_t(j)] : nullptr, job.x, n_tok, w.cols, w.data, job.y, w.rows, r0,
-                        r1);
+      matmul_quant_rows(w.type, vnni ? &acts[size_t(act_of[size_t(j)])] : nullptr, job.x, n_tok, w.cols, w.data,
+                        job.y, w.rows, r0, r1);
     else
       matmul_dense_rows(w.type, job.x, n_tok, w.cols, w.data, job.y, w.rows, r0, r1);
   };
