@@ -49,6 +49,28 @@ std::vector<float> int8_roundtrip(const std::vector<float>& x) {
   return out;
 }
 
+// The AVX-512 activation quantizer gives the scalar definition's bytes:
+// random blocks at several magnitudes, a block of zeros, ties at .5 steps
+// (round to nearest even) and values at the clamp (x = +-max).
+TEST(Kernels, QuantizedActivationsFastPathEqualsScalarDefinition) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const int64_t n_tok = 3, n_in = 32 * 9;
+  auto x = test::random_floats(size_t(n_tok * n_in), 42);
+  for (int64_t i = 0; i < n_in; ++i) x[size_t(i)] *= float(1 + i / 32) * 3.7f;  // magnitudes per block
+  for (int j = 0; j < 32; ++j) x[size_t(32 + j)] = 0.0f;                         // an all-zero block
+  for (int j = 0; j < 32; ++j) x[size_t(64 + j)] = float(j - 16) * 0.5f + (j == 0 ? -127.0f : 0.0f);
+  QuantizedActivations fast, ref;
+  fast.quantize(x.data(), n_tok, n_in, QuantPath::Vnni);
+  ref.quantize(x.data(), n_tok, n_in, QuantPath::Portable);
+  ASSERT_EQ(fast.q.size(), ref.q.size());
+  for (size_t i = 0; i < ref.q.size(); ++i) ASSERT_EQ(fast.q[i], ref.q[i]) << "value " << i;
+  for (size_t i = 0; i < ref.d.size(); ++i) ASSERT_EQ(fast.d[i], ref.d[i]) << "block " << i;
+  for (size_t i = 0; i < ref.offset8.size(); ++i) ASSERT_EQ(fast.offset8[i], ref.offset8[i]) << "lane " << i;
+  int nonzero = 0;
+  for (int8_t v : ref.q) nonzero += v != 0;
+  EXPECT_GT(nonzero, int(ref.q.size()) / 2);
+}
+
 // Weight-type kernels against the scalar reference (exact decode, double
 // accumulation) on random data at odd sizes. Tolerance: 1e-5 of the sum of
 // |x_i * w_i| of each output (fp32 accumulation in another order).

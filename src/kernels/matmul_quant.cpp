@@ -163,6 +163,40 @@ void rows_portable(DType type, const float* x, int64_t n_tok, int64_t n_in, cons
   }
 }
 
+// One 32-value block of activations: q = round(x / d) with d = max|x| / 127,
+// and offset8 (see QuantizedActivations). x rows are contiguous across a
+// token's blocks, so block i of token t is x + (t * nb + i) * 32.
+void quantize_block_scalar(const float* xb, int8_t* qb, float* d, int32_t* off) {
+  float amax = 0;
+  for (int j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
+  const float scale = amax / 127.0f, inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+  *d = scale;
+  for (int j = 0; j < kQuantBlock; ++j) qb[j] = static_cast<int8_t>(std::lrintf(xb[j] * inv));
+  for (int k = 0; k < 8; ++k) off[k] = -8 * (qb[4 * k] + qb[4 * k + 1] + qb[4 * k + 2] + qb[4 * k + 3]);
+}
+
+// The same operations 16 lanes at a time: the scalar loop costs ~9 us per
+// 2048 values, and decode quantizes several vectors per layer. (GCC 12's
+// AVX-512 headers pass _mm512_undefined_*() as merge sources, which
+// -Wuninitialized reports at every inlined use.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+FFN_VNNI_TARGET void quantize_block_avx512(const float* xb, int8_t* qb, float* d, int32_t* off) {
+  const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+  const float scale = amax / 127.0f, inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+  *d = scale;
+  const __m512 vinv = _mm512_set1_ps(inv);
+  // cvtps_epi32 rounds to nearest even (the default MXCSR mode), as lrintf.
+  const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vinv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vinv));
+  const __m256i q = _mm256_set_m128i(_mm512_cvtsepi32_epi8(q1), _mm512_cvtsepi32_epi8(q0));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(qb), q);
+  // Sums of 4 consecutive signed bytes: 1 (unsigned) x q (signed), times -8.
+  const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(off), _mm256_mullo_epi32(sums, _mm256_set1_epi32(-8)));
+}
+#pragma GCC diagnostic pop
+
 // x quantized into the calling thread's buffer, reused across calls. (Named
 // through a reference by the callers: inside their lambdas, a thread_local
 // name would mean each worker's own.)
@@ -174,22 +208,20 @@ const QuantizedActivations& quantized_activations(const float* x, int64_t n_tok,
 
 }  // namespace
 
-void QuantizedActivations::quantize(const float* x, int64_t n_tok, int64_t n_in) {
+void QuantizedActivations::quantize(const float* x, int64_t n_tok, int64_t n_in, QuantPath path) {
   const int64_t nb = n_in / kQuantBlock;
   q.resize(static_cast<size_t>(n_tok * n_in));
   d.resize(static_cast<size_t>(n_tok * nb));
   offset8.resize(static_cast<size_t>(n_tok * nb * 8));
+  const bool fast = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());
   for (int64_t t = 0; t < n_tok; ++t)
     for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * n_in + b * kQuantBlock;
-      float amax = 0;
-      for (int j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
-      const float scale = amax / 127.0f, inv = scale != 0.0f ? 1.0f / scale : 0.0f;
-      d[t * nb + b] = scale;
-      int8_t* qb = q.data() + t * n_in + b * kQuantBlock;
-      for (int j = 0; j < kQuantBlock; ++j) qb[j] = static_cast<int8_t>(std::lrintf(xb[j] * inv));
-      int32_t* off = offset8.data() + (t * nb + b) * 8;
-      for (int k = 0; k < 8; ++k) off[k] = -8 * (qb[4 * k] + qb[4 * k + 1] + qb[4 * k + 2] + qb[4 * k + 3]);
+      const int64_t i = t * nb + b;
+      if (fast) {
+        quantize_block_avx512(x + i * kQuantBlock, q.data() + i * kQuantBlock, &d[size_t(i)], offset8.data() + i * 8);
+      } else {
+        quantize_block_scalar(x + i * kQuantBlock, q.data() + i * kQuantBlock, &d[size_t(i)], offset8.data() + i * 8);
+      }
     }
 }
 

@@ -32,7 +32,10 @@ struct QuantizedActivations {
   std::vector<float> d;
   AlignedVector<int32_t> offset8;
 
-  void quantize(const float* x, int64_t n_tok, int64_t n_in);
+  // Auto: AVX-512 when cpu_has_vnni(); Portable: the scalar definition.
+  // Both give identical bytes (the same fp32 operations, round to nearest
+  // even).
+  void quantize(const float* x, int64_t n_tok, int64_t n_in, QuantPath path = QuantPath::Auto);
 };
 
 // True when this CPU can run QuantPath::Vnni.
