@@ -12,15 +12,8 @@
 namespace ffn {
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool) {
-  switch (w.type) {
-    case DType::Q8_0:
-    case DType::Q4_0:
-      matmul_quant(w.type, x, n_tok, w.cols, w.data, w.rows, y, pool);
-      return;
-    default:
-      matmul_dense(w.type, x, n_tok, w.cols, w.data, w.rows, y, pool);
-      return;
-  }
+  const MatmulJob job{&w, x, y};
+  matmul_many(&job, 1, n_tok, pool);
 }
 
 void read_row(const WeightMatrix& w, int64_t r, float* out) {

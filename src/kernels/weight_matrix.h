@@ -25,12 +25,12 @@ struct WeightMatrix {
   const uint8_t* row(int64_t r) const { return data + uint64_t(r) * row_bytes(); }
 };
 
-// y[n_tok, rows] = x[n_tok, cols] * W^T
+// y[n_tok, rows] = x[n_tok, cols] * W^T (matmul_many with one job).
 void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool);
 
 // Several independent products in one pass of the thread pool: for each
-// job, y[n_tok, w.rows] = x[n_tok, w.cols] * w^T. Threads split the jobs'
-// weight bytes into equal shares (whole 4-row tiles), so a layer's small
+// job, y[n_tok, w.rows] = x[n_tok, w.cols] * w^T. Threads claim equal
+// pieces of the jobs' weight bytes (whole 4-row tiles), so a layer's small
 // products (gate and up; q, k and v; the experts a token picked) cost one
 // wake-up of the workers instead of one each.
 struct MatmulJob {
