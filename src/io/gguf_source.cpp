@@ -112,10 +112,17 @@ ModelSource model_source_from_gguf(std::shared_ptr<const GgufFile> gguf) {
   } else if (const WeightTensor* e = g.find_tensor("token_embd.weight")) {
     p.vocab_size = e->shape[0];
   }
-  src.tokenizer = tokenizer_from_gguf(g);
+  const auto tokenizer_model = g.get_string_opt("tokenizer.ggml.model");
+  if (tokenizer_model && *tokenizer_model != "llama")
+    src.tokenizer_unsupported = fmt::format("tokenizer.ggml.model \"{}\" (only \"llama\", SentencePiece-style, is "
+                                            "supported; gpt2 byte-level BPE is not yet)", *tokenizer_model);
+  else
+    src.tokenizer = tokenizer_from_gguf(g);
   for (const auto& t : g.tensors()) src.add(t);
-  for (const auto& [key, value] : g.metadata())
-    if (!is_handled_key(key, src.arch)) src.extra_metadata.emplace_back(key, value);
+  for (const auto& [key, value] : g.metadata()) {
+    const bool kept_tokenizer_key = !src.tokenizer_unsupported.empty() && key.rfind("tokenizer.", 0) == 0;
+    if (!is_handled_key(key, src.arch) || kept_tokenizer_key) src.extra_metadata.emplace_back(key, value);
+  }
   src.owners.push_back(std::move(gguf));
   return src;
 }

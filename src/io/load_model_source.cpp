@@ -61,6 +61,11 @@ ModelSource load_model_source(const std::string& path, const std::string& tokeni
         src.tokenizer = load_llama2c_tokenizer(f.data(), f.size(), tokenizer_path, src.params.vocab_size);
       }
     }
+    // The given tokenizer replaces an unsupported one the file carried.
+    if (!src.tokenizer_unsupported.empty()) {
+      src.tokenizer_unsupported.clear();
+      std::erase_if(src.extra_metadata, [](const auto& kv) { return kv.first.rfind("tokenizer.", 0) == 0; });
+    }
   }
   return src;
 }

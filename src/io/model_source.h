@@ -38,6 +38,11 @@ struct ModelSource {
   std::string arch = "llama";
   LlamaParams params;
   std::optional<TokenizerData> tokenizer;
+  // Why `tokenizer` is empty although the file has one (e.g. a GGUF with a
+  // gpt2 byte-level BPE vocabulary): the weights still run (bench, convert),
+  // commands that need text say this. The file's tokenizer keys then travel
+  // in extra_metadata unchanged.
+  std::string tokenizer_unsupported;
   std::vector<WeightTensor> tensors;
   // Extra GGUF metadata kept for `inspect` and carried through conversion
   // (general.* keys other than architecture/alignment).

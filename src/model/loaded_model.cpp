@@ -9,6 +9,8 @@
 namespace ffn {
 
 const Tokenizer& LoadedModel::require_tokenizer() const {
+  if (!tokenizer && !source.tokenizer_unsupported.empty())
+    fail(source.path, "tokenizer", "a supported tokenizer (or one given with -z)", source.tokenizer_unsupported);
   if (!tokenizer)
     fail(source.path, "tokenizer", "a tokenizer in the model file or given with -z",
          "none (llama2.c checkpoints need -z tokenizer.bin)");
