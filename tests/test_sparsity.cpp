@@ -411,15 +411,62 @@ TEST(Report, DenseRowAgreesWithItselfAndFilesAreWritten) {
   EXPECT_THROW(parse_variant("q8_0+relu"), Error);
 }
 
+// The GGUF form of the statistics holds exactly what the JSON form does,
+// gives the same plan, and a bad tensor is named.
+TEST(ActivationStats, GgufRoundTripsAndBadTensorsAreNamed) {
+  const auto& c = calibrated();
+  const std::string dir = test::temp_dir();
+  save_activation_stats(c.stats, dir + "/stats.gguf");
+  ASSERT_EQ(read_text_file_prefix(dir + "/stats.gguf", 4), "GGUF");
+  const ActivationStats back = load_activation_stats(dir + "/stats.gguf");
+  EXPECT_EQ(back.model, c.stats.model);
+  EXPECT_EQ(back.tokens, c.stats.tokens);
+  EXPECT_EQ(back.hidden, c.stats.hidden);
+  ASSERT_EQ(back.layers.size(), c.stats.layers.size());
+  for (size_t l = 0; l < back.layers.size(); ++l) {
+    const auto &a = back.layers[l], &b = c.stats.layers[l];
+    EXPECT_EQ(a.attn_in.quantiles, b.attn_in.quantiles);
+    EXPECT_EQ(a.ffn_mid.error, b.ffn_mid.error);
+    EXPECT_EQ(a.gate_act.quantiles, b.gate_act.quantiles);
+    EXPECT_EQ(a.chess_importance.quantiles, b.chess_importance.quantiles);
+    EXPECT_EQ(a.up_abs_mean, b.up_abs_mean);
+    EXPECT_EQ(a.firing_rate, b.firing_rate);
+  }
+  const SparsityPlan from_gguf = plan_sparsity(parse_sparsity_spec("teal:0.5"), &back, *c.lm.model, "gguf");
+  const SparsityPlan from_mem = plan_sparsity(parse_sparsity_spec("teal:0.5"), &c.stats, *c.lm.model, "mem");
+  ASSERT_EQ(from_gguf.layers.size(), from_mem.layers.size());
+  for (size_t l = 0; l < from_mem.layers.size(); ++l)
+    EXPECT_EQ(from_gguf.layers[l].ffn_in, from_mem.layers[l].ffn_in) << l;
+  for (size_t l = 0; l < from_mem.layers.size(); ++l)
+    EXPECT_EQ(from_gguf.layers[l].attn_in_threshold, from_mem.layers[l].attn_in_threshold) << l;
+
+  // A firing rate above 1 and a quantile tensor of the wrong length.
+  ActivationStats bad = c.stats;
+  bad.layers[2].firing_rate[5] = 1.5f;
+  save_activation_stats(bad, dir + "/bad.gguf");
+  try {
+    load_activation_stats(dir + "/bad.gguf");
+    ADD_FAILURE() << "loaded a firing rate of 1.5";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("bad.gguf"), std::string::npos) << m;
+    EXPECT_NE(m.find("layers[2]"), std::string::npos) << m;
+    EXPECT_NE(m.find("firing_rate"), std::string::npos) << m;
+  }
+  bad = c.stats;
+  bad.layers[1].ffn_in.quantiles.pop_back();
+  EXPECT_THROW(save_activation_stats(bad, dir + "/bad2.gguf"), Error);
+}
+
 TEST(SparsityCli, BenchJsonReportsAchievedSparsityAndFewerBytes) {
   const std::string dir = test::temp_dir();
   const std::string model = test::model_path("stories260K.gguf");
   auto cal = test::run_command(test::ffn_binary() + " calibrate -m " + model + " -f " +
                                test::data_path("text/tinystories_valid_head.txt") + " --tokens 4000 --no-progress -o " +
-                               dir + "/s.json");
+                               dir + "/s.gguf");
   ASSERT_EQ(cal.status, 0) << cal.err;
   const auto r = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 16 -n 32 -r 1 -t 1 --json " +
-                                   "--sparsity teal:0.5 --calib " + dir + "/s.json");
+                                   "--sparsity teal:0.5 --calib " + dir + "/s.gguf");
   ASSERT_EQ(r.status, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_TRUE(j.contains("achieved_sparsity"));

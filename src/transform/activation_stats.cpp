@@ -6,6 +6,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "io/gguf_file.h"
+#include "transform/activation_stats_gguf.h"
 #include "core/thread_pool.h"
 #include "core/mapped_file.h"
 #include "ffn/gated_ffn.h"
@@ -194,14 +196,15 @@ json site_json(const SiteStats& s) {
   return j;
 }
 
-std::vector<float> checked_floats(const json& j, const char* key, size_t count, const std::string& where) {
-  auto v = json_get<std::vector<double>>(j, key, where);
-  if (v.size() != count) fail(where, key, fmt::format("{} values", count), fmt::format("{}", v.size()));
+// A JSON array of numbers as floats. Values a float cannot hold are
+// rejected here (the cast would be undefined); lengths and ranges are
+// validate_activation_stats'.
+std::vector<float> json_floats(const json& j, const char* key, const std::string& where) {
+  const auto v = json_get<std::vector<double>>(j, key, where);
   std::vector<float> out;
   out.reserve(v.size());
   for (double d : v) {
-    if (!std::isfinite(d) || d < 0 || d > 3.0e38)
-      fail(where, key, "finite non-negative values", fmt::format("{}", d));
+    if (!std::isfinite(d) || std::abs(d) > 3.0e38) fail(where, key, "finite values in float range", fmt::format("{}", d));
     out.push_back(static_cast<float>(d));
   }
   return out;
@@ -212,15 +215,18 @@ SiteStats site_from_json(const json& layer, const char* key, bool with_error, co
   const json& j = layer.at(key);
   const std::string w = where + "." + key;
   SiteStats s;
-  s.quantiles = checked_floats(j, "quantiles", kQuantiles, w);
-  if (!std::is_sorted(s.quantiles.begin(), s.quantiles.end())) fail(w, "quantiles", "ascending values", "unsorted");
-  if (with_error) s.error = checked_floats(j, "error", kErrorPoints, w);
+  s.quantiles = json_floats(j, "quantiles", w);
+  if (with_error) s.error = json_floats(j, "error", w);
   return s;
 }
 
 }  // namespace
 
 void save_activation_stats(const ActivationStats& st, const std::string& path) {
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) {
+    save_activation_stats_gguf(st, path);
+    return;
+  }
   json j;
   j["format"] = "ffn.activation_stats";
   j["version"] = 1;
@@ -251,7 +257,34 @@ void save_activation_stats(const ActivationStats& st, const std::string& path) {
 }
 
 ActivationStats load_activation_stats(const std::string& path) {
+  if (read_text_file_prefix(path, 4) == "GGUF") return activation_stats_from_gguf(GgufFile(path));
   return parse_activation_stats(read_text_file(path), path);
+}
+
+void validate_activation_stats(const ActivationStats& st, const std::string& path) {
+  for (size_t l = 0; l < st.layers.size(); ++l) {
+    const LayerActivationStats& L = st.layers[l];
+    const std::string where = fmt::format("{}: layers[{}]", path, l);
+    auto check = [&](const std::string& field, const std::vector<float>& v, size_t count, float hi) {
+      if (v.size() != count) fail(where, field, fmt::format("{} values", count), std::to_string(v.size()));
+      for (float x : v)
+        if (!(x >= 0.0f && x <= hi)) fail(where, field, fmt::format("values in [0, {:g}]", hi), fmt::format("{}", x));
+    };
+    const float kMax = 3.0e38f;
+    const std::pair<const char*, const SiteStats*> sites[] = {
+        {"attn_in", &L.attn_in}, {"attn_out", &L.attn_out}, {"ffn_in", &L.ffn_in}, {"ffn_mid", &L.ffn_mid},
+        {"gate_act", &L.gate_act}, {"chess_importance", &L.chess_importance}};
+    for (const auto& [name, site] : sites) {
+      const std::string q = std::string(name) + ".quantiles";
+      check(q, site->quantiles, kQuantiles, kMax);
+      if (!std::is_sorted(site->quantiles.begin(), site->quantiles.end())) fail(where, q, "ascending values", "unsorted");
+      // Error curves belong to the linear layers' inputs only.
+      const bool linear_input = site != &L.gate_act && site != &L.chess_importance;
+      if (linear_input) check(std::string(name) + ".error", site->error, kErrorPoints, kMax);
+    }
+    check("up_abs_mean", L.up_abs_mean, size_t(st.hidden), kMax);
+    check("firing_rate", L.firing_rate, size_t(st.hidden), 1.0f);
+  }
 }
 
 ActivationStats parse_activation_stats(const std::string& text, const std::string& path) {
@@ -281,10 +314,11 @@ ActivationStats parse_activation_stats(const std::string& text, const std::strin
     L.ffn_mid = site_from_json(lj, "ffn_mid", true, w);
     L.gate_act = site_from_json(lj, "gate_act", false, w);
     L.chess_importance = site_from_json(lj, "chess_importance", false, w);
-    L.up_abs_mean = checked_floats(lj, "up_abs_mean", static_cast<size_t>(st.hidden), w);
-    L.firing_rate = checked_floats(lj, "firing_rate", static_cast<size_t>(st.hidden), w);
+    L.up_abs_mean = json_floats(lj, "up_abs_mean", w);
+    L.firing_rate = json_floats(lj, "firing_rate", w);
     st.layers.push_back(std::move(L));
   }
+  validate_activation_stats(st, path);
   return st;
 }
 

@@ -90,10 +90,15 @@ ActivationStats collect_activation_stats(LlamaModel& model, const std::vector<in
                                          class ThreadPool& pool,
                                          const std::function<void(int64_t, int64_t)>& progress = {});
 
+// JSON, or GGUF when path ends in ".gguf" (transform/activation_stats_gguf.h).
 void save_activation_stats(const ActivationStats& stats, const std::string& path);
-// Validates every field; errors name the file and the field.
+// Either format (GGUF by its magic). Validates every field; errors name the
+// file and the field.
 ActivationStats load_activation_stats(const std::string& path);
-// The same from the file's text (`path` only names it in errors).
+// The JSON format from the file's text (`path` only names it in errors).
 ActivationStats parse_activation_stats(const std::string& text, const std::string& path);
+// The checks both formats share: every vector's length, finite non-negative
+// values, ascending quantiles, firing rates in [0, 1].
+void validate_activation_stats(const ActivationStats& stats, const std::string& path);
 
 }  // namespace ffn

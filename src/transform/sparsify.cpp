@@ -124,9 +124,10 @@ SparsityPlan plan_sparsity(const SparsitySpec& spec, const ActivationStats* stat
 
 namespace {
 
-// A statistics file is JSON (starts with '{'); anything else is text.
+// A statistics file is GGUF or JSON (starts with '{'); anything else is text.
 bool looks_like_stats(const std::string& path) {
   const std::string head = read_text_file_prefix(path, 64);
+  if (head.rfind("GGUF", 0) == 0) return true;
   const auto p = head.find_first_not_of(" \t\r\n");
   return p != std::string::npos && head[p] == '{';
 }

@@ -356,6 +356,7 @@ int main(int argc, char** argv) {
       ThreadPool pool(1);
       ActivationStats st = collect_activation_stats(model, tokens, 1, 16, 64, 64, pool);
       save_activation_stats(st, (out / "activation_stats/tiny_stats.json").string());
+      save_activation_stats(st, (out / "activation_stats/tiny_stats.gguf").string());
       for (const char* spec : {"teal:0.5", "chess:0.4", "stat-topk:0.3"}) {
         const SparsityPlan plan = plan_sparsity(parse_sparsity_spec(spec), &st, model);
         const std::string name = std::string("gguf/tiny_sparse_") + std::string(spec).substr(0, 4) + ".gguf";

@@ -27,7 +27,7 @@ Command add_calibrate(CLI::App& app) {
   app.add_option("-m,--model", o->model, "model file")->required();
   app.add_option("-z,--tokenizer", o->tokenizer, "tokenizer file");
   app.add_option("-f,--file", o->text, "calibration text")->required();
-  app.add_option("-o,--output", o->out, "statistics file to write (.json)")->required();
+  app.add_option("-o,--output", o->out, "statistics file to write: .json, or .gguf (GGUF keys and F32 tensors)")->required();
   app.add_option("--tokens", o->tokens, "tokens of the text to run")->capture_default_str()->check(CLI::Range(1, 1 << 30));
   app.add_option("--sampled-tokens", o->sampled,
                  "tokens kept for quantiles (default: as many as fit 4 MiB per site and layer, at most 4096)")
