@@ -19,6 +19,9 @@ std::string temp_dir() {
     if (c == '/') c = '_';
   const auto dir = std::filesystem::temp_directory_path() /
                    ("ffn_test_" + std::to_string(::getpid()) + "_" + name + "_" + std::to_string(counter++));
+  // Fresh even when a run with the same pid left one behind (pids recycle,
+  // and a crashed or killed test never cleans up).
+  std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
 }

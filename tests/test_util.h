@@ -13,7 +13,8 @@ inline std::string model_path(const std::string& rel) { return std::string(FFN_M
 inline std::string ref_path(const std::string& rel) { return std::string(FFN_REF_DIR) + "/" + rel; }
 inline std::string ffn_binary() { return FFN_BINARY; }
 
-// A fresh scratch directory under the build tree, unique per test.
+// A fresh, empty scratch directory under the system temp directory, unique
+// per test and call.
 std::string temp_dir();
 
 // Uniform random floats in [-1, 1) (never all zero).
