@@ -23,7 +23,7 @@ constexpr int64_t kDim = 2048, kHidden = 5632;
 constexpr uint64_t kWorkingSet = 512ull << 20;
 
 ffn::WeightMatrix random_weight(ffn::DType type, int64_t rows, int64_t cols, uint64_t seed) {
-  ffn::WeightMatrix w{type, rows, cols, nullptr, nullptr};
+  ffn::WeightMatrix w{.type = type, .rows = rows, .cols = cols};
   auto buf = std::make_shared<ffn::AlignedVector<uint8_t>>(w.bytes());
   // A cheap generator: the values do not change the speed, and hundreds of
   // MiB of normal samples would take longer than the measurement.

@@ -76,7 +76,7 @@ void BM_Matmul(benchmark::State& state) {
       ffn::encode_row(type, rows.data(), w.data() + r * row_bytes, kIn);
     }
   }
-  ffn::WeightMatrix m{type, kOut, kIn, nullptr, nullptr};
+  ffn::WeightMatrix m{.type = type, .rows = kOut, .cols = kIn};
   auto x = random_buffer(size_t(n_tok * kIn));
   std::vector<float> y(size_t(n_tok * kOut));
   ffn::ThreadPool pool(threads);
@@ -175,7 +175,7 @@ void sparse_bench(benchmark::State& state) {
   const int64_t n_active = int64_t(sets[0].size());
   const auto x = random_buffer(size_t(kSparseInput ? n_active : kIn));
   std::vector<float> y(size_t(kSparseInput ? kIn : n_active));
-  ffn::WeightMatrix m{type, kOut, kIn, nullptr, nullptr};
+  ffn::WeightMatrix m{.type = type, .rows = kOut, .cols = kIn};
   ffn::ThreadPool pool(threads);
   auto step = [&](int64_t i) {
     m.data = sw.w.data() + (i % sw.copies) * sw.bytes;

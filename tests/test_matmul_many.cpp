@@ -17,7 +17,7 @@ namespace ffn {
 namespace {
 
 WeightMatrix random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed) {
-  WeightMatrix w{type, rows, cols, nullptr, nullptr};
+  WeightMatrix w{.type = type, .rows = rows, .cols = cols};
   auto buf = std::make_shared<AlignedVector<uint8_t>>(w.bytes());
   const auto f = test::random_floats(size_t(rows * cols), seed);
   for (int64_t r = 0; r < rows; ++r)

@@ -26,7 +26,7 @@ using test::random_floats;
 
 // A [rows, cols] matrix of uniform weights times `scale`, encoded as `type`.
 WeightMatrix random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed, float scale = 1.0f) {
-  WeightMatrix w{type, rows, cols, nullptr, nullptr};
+  WeightMatrix w{.type = type, .rows = rows, .cols = cols};
   auto buf = std::make_shared<AlignedVector<uint8_t>>(w.bytes());
   auto f = random_floats(size_t(rows * cols), seed);
   for (auto& v : f) v *= scale;

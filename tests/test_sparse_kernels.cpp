@@ -46,7 +46,7 @@ struct TestMatrix {
 };
 TestMatrix random_matrix(DType type, int64_t rows, int64_t cols, uint64_t seed) {
   TestMatrix m;
-  m.w = WeightMatrix{type, rows, cols, nullptr, nullptr};
+  m.w = WeightMatrix{.type = type, .rows = rows, .cols = cols};
   m.bytes.resize(m.w.bytes());
   const auto f = normal_floats(size_t(rows * cols), seed);
   for (int64_t r = 0; r < rows; ++r)
@@ -59,7 +59,7 @@ TestMatrix random_matrix(DType type, int64_t rows, int64_t cols, uint64_t seed) 
 // output's sum of |x_i * w_i|, the scale of its rounding error.
 TestMatrix abs_matrix(const WeightMatrix& w) {
   TestMatrix m;
-  m.w = WeightMatrix{DType::F32, w.rows, w.cols, nullptr, nullptr};
+  m.w = WeightMatrix{.type = DType::F32, .rows = w.rows, .cols = w.cols};
   m.bytes.resize(m.w.bytes());
   std::vector<float> row(size_t(w.cols));
   for (int64_t r = 0; r < w.rows; ++r) {

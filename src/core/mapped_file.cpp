@@ -6,13 +6,34 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <vector>
 
 #include "core/error.h"
 
 namespace ffn {
+
+namespace {
+
+// The live mappings, for release_mapped_pages to tell mapped from anonymous
+// memory.
+struct Mapping {
+  uintptr_t begin, end;
+};
+std::mutex& mappings_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::vector<Mapping>& mappings() {
+  static std::vector<Mapping> live;
+  return live;
+}
+
+}  // namespace
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
@@ -31,12 +52,37 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
       fail(path, std::string("cannot mmap: ") + std::strerror(err));
     }
     data_ = static_cast<const uint8_t*>(p);
+    const std::lock_guard<std::mutex> lock(mappings_mutex());
+    mappings().push_back({reinterpret_cast<uintptr_t>(data_), reinterpret_cast<uintptr_t>(data_) + size_});
   }
   ::close(fd);
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (!data_) return;
+  {
+    const std::lock_guard<std::mutex> lock(mappings_mutex());
+    auto& live = mappings();
+    live.erase(std::remove_if(live.begin(), live.end(),
+                              [&](const Mapping& m) { return m.begin == reinterpret_cast<uintptr_t>(data_); }),
+               live.end());
+  }
+  ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+void release_mapped_pages(const void* p, size_t n) {
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const std::lock_guard<std::mutex> lock(mappings_mutex());
+  for (const Mapping& m : mappings()) {
+    if (begin < m.begin || end > m.end) continue;
+    // Whole pages only: a neighbouring tensor may share the edge pages.
+    const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    // A read-only private file mapping never written: MADV_DONTNEED only
+    // drops the page-table entries, the data stays in the file.
+    if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    return;
+  }
 }
 
 std::string read_text_file(const std::string& path) {

@@ -26,6 +26,14 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Tells the kernel that this process will not read [p, p + n) soon, if
+// that range lies in a live MappedFile: the whole pages inside it leave the
+// process's resident set (a later read faults them back in from the page
+// cache). Used after a weight has been copied into another layout, so the
+// original bytes are not counted twice. No-op for memory that is not a file
+// mapping: dropping anonymous pages would lose their contents.
+void release_mapped_pages(const void* p, size_t n);
+
 // Reads a whole (small) text file; throws ffn::Error naming the path.
 std::string read_text_file(const std::string& path);
 // At most the first max_bytes of a file (to sniff its kind).

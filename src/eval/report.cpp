@@ -73,7 +73,7 @@ BuiltVariant build_variant(const ModelSource& src, const VariantSpec& v, const A
   BuiltVariant b;
   const ModelSource* source = &src;
   if (!v.ffn.empty()) {
-    const LlamaModel as_loaded(src);
+    const LlamaModel as_loaded(src, LlamaModel::Layout::AsStored);
     b.transformed = transform_ffn(src, as_loaded, v.ffn, acts, pool);
     source = &*b.transformed;
   }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/packed_quant.h"
 #include "kernels/sparse_matmul.h"
 
 namespace ffn {
@@ -26,7 +27,9 @@ const char* GateRule::name(Kind k) {
 
 GateSparseFfn::GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down_t, GateRule rule,
                              SparsitySite* site)
-    : gate_(std::move(gate)), up_(std::move(up)), down_t_(std::move(down_t)), rule_(std::move(rule)),
+    // up's rows are gathered from its file layout: a packed copy would only
+    // hold memory.
+    : gate_(std::move(gate)), up_(without_packed(std::move(up))), down_t_(std::move(down_t)), rule_(std::move(rule)),
       site_(site) {
   if (gate_.rows != up_.rows || gate_.cols != up_.cols || down_t_.rows != gate_.rows ||
       down_t_.cols != gate_.cols)

@@ -1,5 +1,7 @@
 #include "ffn/moe_ffn.h"
 
+#include "kernels/packed_quant.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,6 +18,11 @@ WeightMatrix row_block(const WeightMatrix& m, int64_t index, int64_t rows_per_bl
   WeightMatrix v = m;
   v.rows = rows_per_block;
   v.data = m.data + uint64_t(index) * uint64_t(rows_per_block) * m.row_bytes();
+  // The packed copy serves the block when the block is whole row tiles.
+  if (m.packed && rows_per_block % kPackRows == 0)
+    v.packed = m.packed + uint64_t(index * rows_per_block / kPackRows) * packed_tile_bytes(m.type, m.cols);
+  else
+    v = without_packed(v);
   return v;
 }
 

@@ -6,6 +6,7 @@
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_quant.h"
+#include "kernels/packed_quant.h"
 #include "kernels/weight_matrix.h"
 
 namespace ffn {
@@ -70,7 +71,9 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
     if (r0 >= r1) return;
     const MatmulJob& job = jobs[j];
     const WeightMatrix& w = *job.w;
-    if (is_quant(w.type))
+    if (w.packed && vnni)
+      matmul_packed_rows(w, acts[size_t(act_of[size_t(j)])], n_tok, job.y, w.rows, r0, r1);
+    else if (is_quant(w.type))
       matmul_quant_rows(w.type, vnni ? &acts[size_t(act_of[size_t(j)])] : nullptr, job.x, n_tok, w.cols, w.data,
                         job.y, w.rows, r0, r1);
     else
@@ -88,8 +91,8 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
   //
   // Piece p covers bytes [p * B / pieces, (p + 1) * B / pieces); within job
   // j that is rows from boundary(j, p) to boundary(j, p + 1), rounded to
-  // whole 4-row tiles. Adjacent pieces use the same boundary, so every row
-  // is computed exactly once.
+  // whole tiles (4 rows, or kPackRows for packed weights). Adjacent pieces
+  // use the same boundary, so every row is computed exactly once.
   const uint64_t total = start[size_t(count)];
   const int64_t threads = pool.size();
   const int64_t pieces = std::clamp<int64_t>(int64_t(total >> 17), threads, 8 * threads);
@@ -99,7 +102,8 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
     if (at <= start[size_t(j)]) return 0;
     if (at >= start[size_t(j + 1)]) return w.rows;
     const int64_t r = int64_t((at - start[size_t(j)]) / w.row_bytes());
-    return std::min(w.rows, (r + 3) / 4 * 4);
+    const int64_t tile = w.packed ? kPackRows : 4;
+    return std::min(w.rows, (r + tile - 1) / tile * tile);
   };
   std::atomic<int64_t> next{0};
   pool.parallel_for(threads, [&](int64_t, int64_t, int) {

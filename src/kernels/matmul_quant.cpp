@@ -213,15 +213,19 @@ void QuantizedActivations::quantize(const float* x, int64_t n_tok, int64_t n_in,
   q.resize(static_cast<size_t>(n_tok * n_in));
   d.resize(static_cast<size_t>(n_tok * nb));
   offset8.resize(static_cast<size_t>(n_tok * nb * 8));
+  sum.resize(static_cast<size_t>(n_tok * nb));
   const bool fast = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());
   for (int64_t t = 0; t < n_tok; ++t)
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t i = t * nb + b;
+      int32_t* off = offset8.data() + i * 8;
       if (fast) {
-        quantize_block_avx512(x + i * kQuantBlock, q.data() + i * kQuantBlock, &d[size_t(i)], offset8.data() + i * 8);
+        quantize_block_avx512(x + i * kQuantBlock, q.data() + i * kQuantBlock, &d[size_t(i)], off);
       } else {
-        quantize_block_scalar(x + i * kQuantBlock, q.data() + i * kQuantBlock, &d[size_t(i)], offset8.data() + i * 8);
+        quantize_block_scalar(x + i * kQuantBlock, q.data() + i * kQuantBlock, &d[size_t(i)], off);
       }
+      // offset8 lanes are -8 times the sums of 4 values each: exact.
+      sum[size_t(i)] = -(off[0] + off[1] + off[2] + off[3] + off[4] + off[5] + off[6] + off[7]) / 8;
     }
 }
 

@@ -26,11 +26,13 @@ enum class QuantPath { Auto, Portable, Vnni };
 // q[t][i] int8 and d[t][b] with x ~= d * q (d = max|x| / 127). offset8[t][b]
 // holds, for each group of 4 bytes k of the block, -8 * (q[4k] + ... +
 // q[4k+3]): the Q4_0 kernel's "- 8" term, laid out as vpdpbusd's 8 int32
-// lanes.
+// lanes. sum[t][b] is q[t][32b] + ... + q[t][32b+31] (the packed kernels'
+// zero-point term, kernels/packed_quant.h).
 struct QuantizedActivations {
   AlignedVector<int8_t> q;
   std::vector<float> d;
   AlignedVector<int32_t> offset8;
+  std::vector<int32_t> sum;
 
   // Auto: AVX-512 when cpu_has_vnni(); Portable: the scalar definition.
   // Both give identical bytes (the same fp32 operations, round to nearest

@@ -18,7 +18,12 @@ struct WeightMatrix {
   int64_t rows = 0;  // outputs
   int64_t cols = 0;  // inputs
   const uint8_t* data = nullptr;
-  std::shared_ptr<const void> owned;  // set when the data is not in the file mapping
+  std::shared_ptr<const void> owned = nullptr;  // set when the data is not in the file mapping
+  // The same weights in row tiles for the VNNI kernel (kernels/packed_quant.h),
+  // or null. When set, matmul reads it instead of `data`; everything else
+  // (row(), gathers, conversion) reads `data`.
+  const uint8_t* packed = nullptr;
+  std::shared_ptr<const void> packed_owned = nullptr;
 
   uint64_t row_bytes() const { return dtype_row_bytes(type, uint64_t(cols)); }
   uint64_t bytes() const { return row_bytes() * uint64_t(rows); }
@@ -30,7 +35,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, Thre
 
 // Several independent products in one pass of the thread pool: for each
 // job, y[n_tok, w.rows] = x[n_tok, w.cols] * w^T. Threads claim equal
-// pieces of the jobs' weight bytes (whole 4-row tiles), so a layer's small
+// pieces of the jobs' weight bytes (whole row tiles), so a layer's small
 // products (gate and up; q, k and v; the experts a token picked) cost one
 // wake-up of the workers instead of one each.
 struct MatmulJob {

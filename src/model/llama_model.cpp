@@ -11,17 +11,25 @@
 #include "ffn/gated_ffn.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/packed_quant.h"
 #include "kernels/sparse_matmul.h"
 #include "model/moe_params.h"
 #include "model/weights.h"
 
 namespace ffn {
 
-LlamaModel::LlamaModel(const ModelSource& src) : config_(LlamaConfig::from(src)) {
+LlamaModel::LlamaModel(const ModelSource& src, Layout layout) : config_(LlamaConfig::from(src)) {
   const auto& c = config_;
+  ThreadPool* pack_pool = layout == Layout::Packed ? &ThreadPool::global() : nullptr;
+  auto packed = [&](WeightMatrix m) {
+    if (pack_pool) pack_for_vnni(m, pack_pool);
+    return m;
+  };
   token_embd_ = load_matrix(src, "token_embd.weight", c.vocab_size, c.dim);
   output_norm_ = load_vector(src, "output_norm.weight", c.dim);
-  output_ = src.find("output.weight") ? load_matrix(src, "output.weight", c.vocab_size, c.dim) : token_embd_;
+  // (Tied embeddings: the head's packed copy is its own; lookups read
+  // token_embd_'s rows.)
+  output_ = packed(src.find("output.weight") ? load_matrix(src, "output.weight", c.vocab_size, c.dim) : token_embd_);
   layers_.resize(static_cast<size_t>(c.n_layers));
   // A layer matrix, or only its shape when the file holds it transposed.
   auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) {
@@ -34,7 +42,7 @@ LlamaModel::LlamaModel(const ModelSource& src) : config_(LlamaConfig::from(src))
       shape_only.cols = cols;
       return shape_only;
     }
-    return load_matrix(src, name, rows, cols);
+    return packed(load_matrix(src, name, rows, cols));
   };
   const std::optional<MoeParams> moe = read_moe_params(src, c);
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -54,7 +62,7 @@ LlamaModel::LlamaModel(const ModelSource& src) : config_(LlamaConfig::from(src))
     L.bk = bias("attn_k", c.kv_dim);
     L.bv = bias("attn_v", c.kv_dim);
     L.bo = bias("attn_output", c.dim);
-    if (moe && (L.ffn = load_moe_layer(src, l, c, *moe, moe_meter_.get()))) continue;
+    if (moe && (L.ffn = load_moe_layer(src, l, c, *moe, moe_meter_.get(), pack_pool))) continue;
     L.ffn = std::make_unique<GatedFfn>(matrix(name("ffn_gate"), c.hidden_dim, c.dim),
                                        matrix(name("ffn_up"), c.hidden_dim, c.dim),
                                        matrix(name("ffn_down"), c.dim, c.hidden_dim));

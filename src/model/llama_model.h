@@ -48,8 +48,15 @@ struct LlamaLayer {
 
 class LlamaModel {
  public:
+  // How the weights are held. Packed: Q8_0/Q4_0 matrices that matmul reads
+  // are also re-laid for the VNNI kernel (kernels/packed_quant.h; the file
+  // pages they came from leave the resident set). AsStored: every matrix
+  // is read in place, for a model whose weights are only read (a transform's
+  // view of its input), where packing would cost time and memory for nothing.
+  enum class Layout { Packed, AsStored };
+
   // Checks every tensor's presence and shape; errors name the file and tensor.
-  explicit LlamaModel(const ModelSource& src);
+  explicit LlamaModel(const ModelSource& src, Layout layout = Layout::Packed);
 
   const LlamaConfig& config() const { return config_; }
   std::vector<LlamaLayer>& layers() { return layers_; }

@@ -1,5 +1,7 @@
 #include "model/moe_params.h"
 
+#include "kernels/packed_quant.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -127,7 +129,7 @@ int64_t moe_top_k(const LlamaModel& model) {
 }
 
 std::unique_ptr<MoeFfn> load_moe_layer(const ModelSource& src, int64_t l, const LlamaConfig& c, const MoeParams& p,
-                                       MoeMeter* meter) {
+                                       MoeMeter* meter, ThreadPool* pack_pool) {
   auto name = [l](const char* what) { return tensor_name(l, what); };
   if (!src.find(name("ffn_gate_inp"))) return nullptr;
   const int64_t d = c.dim, E = p.n_experts, h = p.expert_hidden, N = p.n_routed();
@@ -158,12 +160,17 @@ std::unique_ptr<MoeFfn> load_moe_layer(const ModelSource& src, int64_t l, const 
   if (const WeightTensor* sg = src.find(name("ffn_gate_shexp"))) {
     const int64_t sh = sg->shape.size() == 2 ? int64_t(std::min<uint64_t>(sg->shape[0], 1 << 20)) : 0;
     if (sh < 1) fail(src.path, "tensor '" + name("ffn_gate_shexp") + "' shape", fmt::format("[shared, {}]", d), sg->shape_string());
-    w.shared.emplace(load_matrix(src, name("ffn_gate_shexp"), sh, d), load_matrix(src, name("ffn_up_shexp"), sh, d),
-                     load_matrix(src, name("ffn_down_shexp"), d, sh));
+    WeightMatrix gate = load_matrix(src, name("ffn_gate_shexp"), sh, d), up = load_matrix(src, name("ffn_up_shexp"), sh, d),
+                 down = load_matrix(src, name("ffn_down_shexp"), d, sh);
+    if (pack_pool)
+      for (WeightMatrix* m : {&gate, &up, &down}) pack_for_vnni(*m, pack_pool);
+    w.shared.emplace(std::move(gate), std::move(up), std::move(down));
     if (src.find(name("ffn_gate_inp_shexp"))) w.shared_gate = load_vector(src, name("ffn_gate_inp_shexp"), d);
   } else if (src.find(name("ffn_gate_inp_shexp"))) {
     fail(src.path, name("ffn_gate_shexp"), "the shared expert that ffn_gate_inp_shexp gates", "none");
   }
+  if (pack_pool)
+    for (WeightMatrix* m : {&w.gate_exps, &w.up_exps, &w.down_exps}) pack_for_vnni(*m, pack_pool);
   return std::make_unique<MoeFfn>(std::move(w), p.routing, meter);
 }
 

@@ -55,8 +55,9 @@ int64_t moe_top_k(const LlamaModel& model);
 
 // Layer `layer`'s MoE FFN, every tensor's presence and shape checked
 // (errors name the file and tensor); null when the layer has no router
-// (a dense layer of a mixed model).
+// (a dense layer of a mixed model). With pack_pool, the experts' matrices
+// are packed for the VNNI kernel (kernels/packed_quant.h) on that pool.
 std::unique_ptr<MoeFfn> load_moe_layer(const ModelSource& src, int64_t layer, const LlamaConfig& c,
-                                       const MoeParams& p, MoeMeter* meter);
+                                       const MoeParams& p, MoeMeter* meter, ThreadPool* pack_pool = nullptr);
 
 }  // namespace ffn

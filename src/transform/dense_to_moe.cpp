@@ -237,7 +237,7 @@ std::vector<int32_t> balanced_kmeans(const std::vector<float>& features, int64_t
   std::vector<int32_t> assign(static_cast<size_t>(n), -1);
   std::vector<float> sims(size_t(n * k));
   std::vector<int64_t> order(size_t(n * k));
-  const WeightMatrix cw{DType::F32, k, dim, nullptr, nullptr};
+  const WeightMatrix cw{.type = DType::F32, .rows = k, .cols = dim};
   for (int it = 0; it < iterations; ++it) {
     WeightMatrix c = cw;
     c.data = reinterpret_cast<const uint8_t*>(centroids.data());

@@ -1,0 +1,181 @@
+#include "kernels/packed_quant.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "core/aligned_buffer.h"
+#include "core/mapped_file.h"
+#include "core/thread_pool.h"
+#include "kernels/matmul_quant.h"
+#include "kernels/quant_blocks.h"
+
+namespace ffn {
+
+namespace {
+
+#define FFN_VNNI_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+constexpr int64_t kScaleBytes = 2 * kPackRows;
+
+// Per-type facts of the packed layout: quant bytes per row per block, the
+// zero point z of the unsigned weights, and how a file block's quant bytes
+// become packed bytes.
+template <DType T>
+struct PackedType;
+template <>
+struct PackedType<DType::Q8_0> {
+  using Block = BlockQ8_0;
+  static constexpr int64_t kQuantBytes = 32;
+  static constexpr int32_t kZero = 128;
+  static uint8_t packed_byte(uint8_t q) { return q ^ 0x80; }  // int8 w -> w + 128
+};
+template <>
+struct PackedType<DType::Q4_0> {
+  using Block = BlockQ4_0;
+  static constexpr int64_t kQuantBytes = 16;
+  static constexpr int32_t kZero = 8;
+  static uint8_t packed_byte(uint8_t q) { return q; }  // nibbles are already w + 8
+};
+
+template <DType T>
+constexpr int64_t tile_block_bytes() {
+  return kScaleBytes + kPackRows * PackedType<T>::kQuantBytes;
+}
+
+// Tiles [i0, i1) of w into `out` (the packed buffer's start).
+template <DType T>
+void pack_tiles(const WeightMatrix& w, uint8_t* out, int64_t i0, int64_t i1) {
+  using P = PackedType<T>;
+  const int64_t nb = w.cols / kQuantBlock;
+  for (int64_t i = i0; i < i1; ++i) {
+    uint8_t* tile = out + uint64_t(i) * uint64_t(nb * tile_block_bytes<T>());
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* dst = tile + b * tile_block_bytes<T>();
+      std::memset(dst, 0, size_t(tile_block_bytes<T>()));  // padding rows: scale 0
+      for (int64_t r = 0; r < kPackRows && i * kPackRows + r < w.rows; ++r) {
+        const auto* blk = reinterpret_cast<const typename P::Block*>(w.row(i * kPackRows + r)) + b;
+        std::memcpy(dst + 2 * r, &blk->d, 2);
+        const uint8_t* q = reinterpret_cast<const uint8_t*>(blk->qs);
+        for (int64_t k = 0; k < P::kQuantBytes / 4; ++k)
+          for (int64_t j = 0; j < 4; ++j)
+            dst[kScaleBytes + k * 64 + 4 * r + j] = P::packed_byte(q[4 * k + j]);
+      }
+    }
+  }
+}
+
+FFN_VNNI_TARGET inline __m512i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// (GCC 12's AVX-512 headers pass _mm512_undefined_*() as merge sources,
+// which -Wmaybe-uninitialized reports at every inlined use.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// NT tokens (t0..t0+NT) x one tile of 16 rows; `rows` of them are stored.
+// For each block: s[t] = -z * sum(x) + sum over the 8 groups k of
+// vpdpbusd(weights of group k, x's bytes 4k..4k+3 broadcast), the exact
+// integer block dot of all 16 rows; then acc[t] += s[t] * d_w * d_x.
+template <DType T, int NT>
+FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const QuantizedActivations& xa, int64_t t0,
+                                 float* y, int64_t y_stride, int64_t rows) {
+  using P = PackedType<T>;
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = tile + b * tile_block_bytes<T>();
+    const uint8_t* qv = p + kScaleBytes;
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    const int8_t* xq[NT];
+    __m512i s[NT];
+    for (int t = 0; t < NT; ++t) {
+      const int64_t xb = (t0 + t) * nb + b;
+      xq[t] = xa.q.data() + xb * kQuantBlock;
+      s[t] = _mm512_set1_epi32(-P::kZero * xa.sum[size_t(xb)]);
+    }
+    auto group = [&](int k, __m512i wk) FFN_VNNI_TARGET {
+      for (int t = 0; t < NT; ++t) s[t] = _mm512_dpbusd_epi32(s[t], wk, broadcast4(xq[t] + 4 * k));
+    };
+    if constexpr (T == DType::Q8_0) {
+      for (int k = 0; k < 8; ++k) group(k, _mm512_loadu_si512(qv + 64 * k));
+    } else {
+      for (int k = 0; k < 4; ++k) {
+        const __m512i v = _mm512_loadu_si512(qv + 64 * k);
+        group(k, _mm512_and_si512(v, low4));
+        group(k + 4, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(xa.d[size_t((t0 + t) * nb + b)]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[t]), scale, acc[t]);
+    }
+  }
+  const __mmask16 keep = rows >= kPackRows ? __mmask16(0xffff) : __mmask16((1u << rows) - 1);
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, keep, acc[t]);
+}
+#pragma GCC diagnostic pop
+
+// Rows [r0, r1) (r0 a tile start) for all tokens: each tile (<= ~100 KB, so
+// it stays in L2) passes over every token group before the next tile.
+template <DType T>
+void rows_packed(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y, int64_t y_stride,
+                 int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock;
+  const uint64_t tile_bytes = packed_tile_bytes(T, w.cols);
+  for (int64_t r = r0; r < r1; r += kPackRows) {
+    const uint8_t* tile = w.packed + uint64_t(r / kPackRows) * tile_bytes;
+    const int64_t rows = std::min(kPackRows, r1 - r);
+    int64_t t = 0;
+    for (; t + 8 <= n_tok; t += 8) tile_packed<T, 8>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
+    for (; t + 4 <= n_tok; t += 4) tile_packed<T, 4>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
+    for (; t < n_tok; ++t) tile_packed<T, 1>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
+  }
+}
+
+}  // namespace
+
+uint64_t packed_tile_bytes(DType type, int64_t cols) {
+  const uint64_t nb = uint64_t(cols / kQuantBlock);
+  return nb * uint64_t(type == DType::Q8_0 ? tile_block_bytes<DType::Q8_0>() : tile_block_bytes<DType::Q4_0>());
+}
+
+bool can_pack(const WeightMatrix& w) {
+  return (w.type == DType::Q8_0 || w.type == DType::Q4_0) && w.data != nullptr && w.rows > 0 && cpu_has_vnni();
+}
+
+void pack_for_vnni(WeightMatrix& w, ThreadPool* pool) {
+  if (!can_pack(w) || w.packed) return;
+  const int64_t tiles = (w.rows + kPackRows - 1) / kPackRows;
+  auto buf = std::make_shared<AlignedVector<uint8_t>>(uint64_t(tiles) * packed_tile_bytes(w.type, w.cols));
+  auto run = [&](int64_t i0, int64_t i1) {
+    if (w.type == DType::Q8_0) pack_tiles<DType::Q8_0>(w, buf->data(), i0, i1);
+    else pack_tiles<DType::Q4_0>(w, buf->data(), i0, i1);
+  };
+  if (pool) pool->parallel_for(tiles, [&](int64_t b, int64_t e, int) { run(b, e); });
+  else run(0, tiles);
+  release_mapped_pages(w.data, w.bytes());
+  w.packed = buf->data();
+  w.packed_owned = std::move(buf);
+}
+
+WeightMatrix without_packed(WeightMatrix w) {
+  w.packed = nullptr;
+  w.packed_owned.reset();
+  return w;
+}
+
+void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
+                        int64_t y_stride, int64_t r0, int64_t r1) {
+  if (r0 >= r1) return;
+  if (w.type == DType::Q8_0) rows_packed<DType::Q8_0>(w, xa, n_tok, y, y_stride, r0, r1);
+  else rows_packed<DType::Q4_0>(w, xa, n_tok, y, y_stride, r0, r1);
+}
+
+}  // namespace ffn

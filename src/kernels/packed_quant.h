@@ -1,0 +1,66 @@
+// Q8_0 / Q4_0 weights re-laid in row tiles for the VNNI kernels.
+//
+// In the file layout (one row after another) a 512-bit integer dot product
+// covers one or two blocks of ONE row, so every block of every row pays a
+// horizontal sum or a scale broadcast. Interleaving 16 rows per block turns
+// that around: one vpdpbusd multiplies 4 bytes of each of 16 rows with the
+// same 4 activation bytes (broadcast), and 8 of them leave each row's whole
+// block sum in its own lane; one conversion and one FMA then scale 16 rows
+// at once, and a tile's 16 outputs are one vector store. This is the kind of
+// load-time "repacking" llama.cpp does for Q4_0 (its Q4_0x8 buffers); the
+// layout and arithmetic below are our own.
+//
+// Layout of a packed matrix: row tiles of kPackRows rows (the last one
+// zero-padded), each tile all of its blocks in order. One tile-block:
+//   32 bytes   the 16 rows' fp16 scales d, row order
+//   then 64-byte vectors, vector k holding bytes 4k..4k+3 of the 16 rows'
+//   quant bytes (row r at bytes 4r..4r+3):
+//     Q8_0: 8 vectors, each byte w XOR 0x80 (w + 128, as unsigned);
+//     Q4_0: 4 vectors of the nibble bytes; low nibbles are weights
+//           4k..4k+3, high nibbles weights 16+4k..16+4k+3.
+// So a tile-block is exactly 16 file blocks (544 / 288 bytes).
+//
+// Arithmetic: vpdpbusd multiplies unsigned by signed bytes. The weights are
+// stored unsigned, u = w + z (z = 128 for Q8_0, z = 8 for Q4_0's nibbles),
+// and sum_j w_j x_j = sum_j u_j x_j - z * sum_j x_j: the second term is one
+// integer per activation block (QuantizedActivations::sum), the start value
+// of the accumulator. The integer block sums are exact, so the result equals
+// the row-major VNNI kernel's up to fp32 summation order.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "kernels/weight_matrix.h"
+
+namespace ffn {
+
+class ThreadPool;
+struct QuantizedActivations;
+
+constexpr int64_t kPackRows = 16;
+
+// Bytes of one packed row tile (all its blocks) of a [*, cols] matrix.
+uint64_t packed_tile_bytes(DType type, int64_t cols);
+
+// True when w can be packed and the packed kernel can run here: Q8_0 or
+// Q4_0 weights on a CPU with AVX-512 VNNI.
+bool can_pack(const WeightMatrix& w);
+
+// Sets w.packed (a new buffer, shared by copies of w) when can_pack(w), and
+// then releases w.data's pages from the resident set if they are a file
+// mapping (core/mapped_file.h): matmul reads only the packed copy, and
+// readers of w.data (gathers, embedding rows, conversion) fault the pages
+// back in. Otherwise leaves w unchanged. Tiles are split over `pool`.
+void pack_for_vnni(WeightMatrix& w, ThreadPool* pool);
+
+// w without its packed copy (for layers that read rows of w.data, so the
+// copy would only cost memory).
+WeightMatrix without_packed(WeightMatrix w);
+
+// Output rows [r0, r1) of packed w for n_tok tokens of quantized
+// activations: y[t * y_stride + r]. r0 must be a multiple of kPackRows.
+void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
+                        int64_t y_stride, int64_t r0, int64_t r1);
+
+}  // namespace ffn

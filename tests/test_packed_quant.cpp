@@ -1,0 +1,128 @@
+// Packed (row-tile) Q8_0/Q4_0 weights: matmul through the packed VNNI
+// kernel equals the scalar reference on the int8-rounded activations, and
+// the row-major VNNI kernel, at odd shapes (rows not a multiple of the
+// 16-row tile, 1-13 tokens covering every token-group width), 1-3 threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+
+#include "core/aligned_buffer.h"
+#include "core/thread_pool.h"
+#include "kernels/convert.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_quant.h"
+#include "kernels/packed_quant.h"
+#include "kernels/weight_matrix.h"
+#include "test_util.h"
+
+namespace ffn {
+namespace {
+
+WeightMatrix random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed) {
+  WeightMatrix w{.type = type, .rows = rows, .cols = cols};
+  auto buf = std::make_shared<AlignedVector<uint8_t>>(w.bytes());
+  auto f = test::random_floats(size_t(rows * cols), seed);
+  // Rows of different magnitudes, so the per-row scales differ.
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) f[size_t(r * cols + c)] *= 0.1f + float(r % 7);
+  for (int64_t r = 0; r < rows; ++r)
+    encode_row(type, f.data() + r * cols, buf->data() + r * w.row_bytes(), uint64_t(cols));
+  w.data = buf->data();
+  w.owned = buf;
+  return w;
+}
+
+// x rounded as the VNNI paths round it (per 32-block int8, d = max|x|/127).
+std::vector<float> int8_roundtrip(const std::vector<float>& x) {
+  QuantizedActivations q;
+  q.quantize(x.data(), 1, int64_t(x.size()), QuantPath::Portable);
+  std::vector<float> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) out[i] = q.d[i / 32] * float(q.q[i]);
+  return out;
+}
+
+TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: the packed kernel does not run here";
+  for (DType type : {DType::Q8_0, DType::Q4_0})
+    for (int64_t rows : {1, 5, 16, 37, 130})
+      for (int64_t cols : {32, 96, 288}) {
+        const WeightMatrix plain = random_weight(type, rows, cols, uint64_t(rows * 31 + cols));
+        WeightMatrix packed = plain;
+        pack_for_vnni(packed, nullptr);
+        ASSERT_NE(packed.packed, nullptr);
+        ASSERT_EQ(packed.data, plain.data);  // the file layout stays for other readers
+        for (int threads : {1, 3}) {
+          ThreadPool pool(threads);
+          for (int64_t n_tok : {1, 3, 4, 9, 13}) {
+            const auto x = test::random_floats(size_t(n_tok * cols), uint64_t(7 + n_tok + cols));
+            std::vector<float> y(size_t(n_tok * rows), NAN), y_rows(y.size()), ref(y.size()), l1(y.size());
+            matmul(packed, x.data(), n_tok, y.data(), pool);
+            matmul(plain, x.data(), n_tok, y_rows.data(), pool);
+            // Reference: exact weight decode, int8-rounded x, double sums.
+            std::vector<float> xr;
+            for (int64_t t = 0; t < n_tok; ++t) {
+              const auto row = int8_roundtrip(std::vector<float>(x.begin() + t * cols, x.begin() + (t + 1) * cols));
+              xr.insert(xr.end(), row.begin(), row.end());
+            }
+            matmul_reference(type, xr.data(), n_tok, cols, plain.data, rows, ref.data());
+            // Scale of each output: sum |x_i| |w_i| (the reference on absolute values).
+            std::vector<float> xa(xr.size()), wa(size_t(rows * cols));
+            for (size_t i = 0; i < xr.size(); ++i) xa[i] = std::abs(xr[i]);
+            for (int64_t r = 0; r < rows; ++r) {
+              read_row(plain, r, wa.data() + r * cols);
+              for (int64_t c = 0; c < cols; ++c) wa[size_t(r * cols + c)] = std::abs(wa[size_t(r * cols + c)]);
+            }
+            matmul_f32_reference(xa.data(), n_tok, cols, wa.data(), rows, l1.data());
+            for (size_t i = 0; i < y.size(); ++i) {
+              const std::string where = std::string(dtype_name(type)) + " " + std::to_string(n_tok) + "x" +
+                                        std::to_string(cols) + "x" + std::to_string(rows) + " threads " +
+                                        std::to_string(threads) + " at " + std::to_string(i);
+              ASSERT_GT(l1[i], 0.0f) << where;
+              ASSERT_NEAR(y[i], ref[i], 1e-5 * l1[i]) << where;
+              ASSERT_NEAR(y[i], y_rows[i], 1e-5 * l1[i]) << where;
+            }
+          }
+        }
+      }
+}
+
+// matmul_many over packed and plain jobs that share their input (the
+// q/k/v and gate/up shape), several threads: each job equals its own matmul.
+TEST(PackedQuant, MixedJobsInOnePass) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const int64_t cols = 160;
+  std::vector<WeightMatrix> w = {random_weight(DType::Q8_0, 200, cols, 1), random_weight(DType::Q4_0, 48, cols, 2),
+                                 random_weight(DType::Q8_0, 37, cols, 3)};
+  pack_for_vnni(w[0], nullptr);
+  pack_for_vnni(w[1], nullptr);  // w[2] stays row-major
+  ThreadPool pool(2);
+  for (int64_t n_tok : {1, 6}) {
+    const auto x = test::random_floats(size_t(n_tok * cols), 99);
+    std::vector<std::vector<float>> y, one;
+    std::vector<MatmulJob> jobs;
+    for (const auto& m : w) {
+      y.emplace_back(size_t(n_tok * m.rows), NAN);
+      one.emplace_back(size_t(n_tok * m.rows), NAN);
+    }
+    for (size_t j = 0; j < w.size(); ++j) jobs.push_back({&w[j], x.data(), y[j].data()});
+    matmul_many(jobs.data(), int64_t(jobs.size()), n_tok, pool);
+    for (size_t j = 0; j < w.size(); ++j) {
+      matmul(w[j], x.data(), n_tok, one[j].data(), pool);
+      for (size_t i = 0; i < y[j].size(); ++i) ASSERT_EQ(y[j][i], one[j][i]) << "job " << j << " at " << i;
+    }
+  }
+}
+
+TEST(PackedQuant, OnlyQuantizedTypesPack) {
+  WeightMatrix f16 = random_weight(DType::F16, 20, 64, 5);
+  pack_for_vnni(f16, nullptr);
+  EXPECT_EQ(f16.packed, nullptr);
+  WeightMatrix q = random_weight(DType::Q8_0, 20, 64, 6);
+  pack_for_vnni(q, nullptr);
+  EXPECT_EQ(q.packed != nullptr, cpu_has_vnni());
+  EXPECT_EQ(without_packed(q).packed, nullptr);
+}
+
+}  // namespace
+}  // namespace ffn
