@@ -18,6 +18,7 @@
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/packed_quant.h"
 #include "kernels/sparse_matmul.h"
 #include "kernels/weight_matrix.h"
 
@@ -60,12 +61,14 @@ void BM_ReadBandwidth(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// Args: weight type (ggml id), tokens, threads. Weights: distinct
-// matrices of the TinyLlama up-projection shape in that type.
+// Args: weight type (ggml id), tokens, threads, layout (0: the file's row
+// order, 1: packed row tiles as models load Q8_0/Q4_0, kernels/packed_quant.h).
+// Weights: distinct matrices of the TinyLlama up-projection shape in that type.
 void BM_Matmul(benchmark::State& state) {
   const auto type = static_cast<ffn::DType>(state.range(0));
   const int64_t n_tok = state.range(1);
   const int threads = static_cast<int>(state.range(2));
+  const bool packed = state.range(3) != 0;
   const uint64_t row_bytes = ffn::dtype_row_bytes(type, kIn), bytes = row_bytes * kOut;
   const int64_t copies = copies_for(bytes);
   ffn::AlignedVector<uint8_t> w(bytes * copies);
@@ -76,27 +79,37 @@ void BM_Matmul(benchmark::State& state) {
       ffn::encode_row(type, rows.data(), w.data() + r * row_bytes, kIn);
     }
   }
-  ffn::WeightMatrix m{.type = type, .rows = kOut, .cols = kIn};
+  ffn::ThreadPool pool(threads);
+  std::vector<ffn::WeightMatrix> mats;
+  for (int64_t c = 0; c < copies; ++c) {
+    mats.push_back({.type = type, .rows = kOut, .cols = kIn, .data = w.data() + c * bytes});
+    if (packed) ffn::pack_for_vnni(mats.back(), &pool);
+  }
+  if (packed && !mats[0].packed) {
+    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 VNNI");
+    return;
+  }
   auto x = random_buffer(size_t(n_tok * kIn));
   std::vector<float> y(size_t(n_tok * kOut));
-  ffn::ThreadPool pool(threads);
   int64_t copy = 0;
   for (auto _ : state) {
-    m.data = w.data() + copy * bytes;
-    ffn::matmul(m, x.data(), n_tok, y.data(), pool);
+    ffn::matmul(mats[size_t(copy)], x.data(), n_tok, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
     copy = (copy + 1) % copies;
   }
-  state.SetLabel(ffn::dtype_name(type));
+  state.SetLabel(std::string(ffn::dtype_name(type)) + (packed ? " packed" : ""));
   state.counters["GB/s"] = benchmark::Counter(double(bytes) * state.iterations() / 1e9, benchmark::Counter::kIsRate);
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n_tok * kIn * kOut * state.iterations() / 1e9,
                                                  benchmark::Counter::kIsRate);
 }
 void matmul_args(benchmark::internal::Benchmark* b) {
-  for (ffn::DType t : {ffn::DType::F32, ffn::DType::F16, ffn::DType::BF16, ffn::DType::Q8_0, ffn::DType::Q4_0}) {
-    for (int threads : {1, 2}) b->Args({int64_t(t), 1, threads});
-    b->Args({int64_t(t), 64, 2});
-  }
+  for (ffn::DType t : {ffn::DType::F32, ffn::DType::F16, ffn::DType::BF16, ffn::DType::Q8_0, ffn::DType::Q4_0})
+    for (int64_t packed : {0, 1}) {
+      const bool quant = t == ffn::DType::Q8_0 || t == ffn::DType::Q4_0;
+      if (packed && !quant) continue;
+      for (int threads : {1, 2}) b->Args({int64_t(t), 1, threads, packed});
+      b->Args({int64_t(t), 64, 2, packed});
+    }
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 
