@@ -35,20 +35,6 @@ TEST(Kernels, MatmulMatchesScalarReferenceAtOddSizes) {
       }
 }
 
-// The VNNI path quantizes activations per 32-block to int8 exactly like
-// this (d = max|x| / 127, q = round-to-nearest-even(x / d)); its reference
-// multiplies the weights with these dequantized activations.
-std::vector<float> int8_roundtrip(const std::vector<float>& x) {
-  std::vector<float> out(x.size());
-  for (size_t b = 0; b < x.size(); b += 32) {
-    float amax = 0;
-    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::abs(x[b + j]));
-    const float d = amax / 127.0f, inv = d ? 1.0f / d : 0.0f;
-    for (size_t j = 0; j < 32; ++j) out[b + j] = d * std::nearbyint(x[b + j] * inv);
-  }
-  return out;
-}
-
 // The AVX-512 activation quantizer gives the scalar definition's bytes:
 // random blocks at several magnitudes, a block of zeros, ties at .5 steps
 // (round to nearest even) and values at the clamp (x = +-max).
@@ -66,6 +52,13 @@ TEST(Kernels, QuantizedActivationsFastPathEqualsScalarDefinition) {
   for (size_t i = 0; i < ref.q.size(); ++i) ASSERT_EQ(fast.q[i], ref.q[i]) << "value " << i;
   for (size_t i = 0; i < ref.d.size(); ++i) ASSERT_EQ(fast.d[i], ref.d[i]) << "block " << i;
   for (size_t i = 0; i < ref.offset8.size(); ++i) ASSERT_EQ(fast.offset8[i], ref.offset8[i]) << "lane " << i;
+  // sum: each block's int8 values added (the packed kernels' zero-point term).
+  for (size_t b = 0; b < ref.sum.size(); ++b) {
+    int32_t direct = 0;
+    for (size_t j = 0; j < 32; ++j) direct += ref.q[b * 32 + j];
+    ASSERT_EQ(ref.sum[b], direct) << "block " << b;
+    ASSERT_EQ(fast.sum[b], direct) << "block " << b;
+  }
   int nonzero = 0;
   for (int8_t v : ref.q) nonzero += v != 0;
   EXPECT_GT(nonzero, int(ref.q.size()) / 2);
@@ -95,7 +88,7 @@ TEST(Kernels, TypedMatmulsMatchScalarReferenceAtOddSizes) {
             std::vector<float> y(n_tok * n_out), ref(n_tok * n_out), l1(n_tok * n_out);
             if (quant) matmul_quant(type, x.data(), n_tok, n_in, w.data(), n_out, y.data(), pool, path);
             else matmul_dense(type, x.data(), n_tok, n_in, w.data(), n_out, y.data(), pool);
-            const auto x_ref = path == QuantPath::Vnni ? int8_roundtrip(x) : x;
+            const auto x_ref = path == QuantPath::Vnni ? test::int8_roundtrip(x) : x;
             matmul_reference(type, x_ref.data(), n_tok, n_in, w.data(), n_out, ref.data());
             std::vector<float> x_abs(x_ref.size());
             for (size_t i = 0; i < x_ref.size(); ++i) x_abs[i] = std::abs(x_ref[i]);

@@ -33,15 +33,6 @@ WeightMatrix random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed
   return w;
 }
 
-// x rounded as the VNNI paths round it (per 32-block int8, d = max|x|/127).
-std::vector<float> int8_roundtrip(const std::vector<float>& x) {
-  QuantizedActivations q;
-  q.quantize(x.data(), 1, int64_t(x.size()), QuantPath::Portable);
-  std::vector<float> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = q.d[i / 32] * float(q.q[i]);
-  return out;
-}
-
 TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
   if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: the packed kernel does not run here";
   for (DType type : {DType::Q8_0, DType::Q4_0})
@@ -60,11 +51,7 @@ TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
             matmul(packed, x.data(), n_tok, y.data(), pool);
             matmul(plain, x.data(), n_tok, y_rows.data(), pool);
             // Reference: exact weight decode, int8-rounded x, double sums.
-            std::vector<float> xr;
-            for (int64_t t = 0; t < n_tok; ++t) {
-              const auto row = int8_roundtrip(std::vector<float>(x.begin() + t * cols, x.begin() + (t + 1) * cols));
-              xr.insert(xr.end(), row.begin(), row.end());
-            }
+            const std::vector<float> xr = test::int8_roundtrip(x);
             matmul_reference(type, xr.data(), n_tok, cols, plain.data, rows, ref.data());
             // Scale of each output: sum |x_i| |w_i| (the reference on absolute values).
             std::vector<float> xa(xr.size()), wa(size_t(rows * cols));

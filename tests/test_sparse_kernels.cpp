@@ -23,6 +23,7 @@
 #include "kernels/matmul_quant.h"
 #include "kernels/sparse_matmul.h"
 #include "kernels/weight_matrix.h"
+#include "test_util.h"
 
 namespace ffn {
 namespace {
@@ -90,19 +91,6 @@ std::vector<int32_t> random_subset(int64_t n, int64_t count, uint64_t seed) {
 // Active-set sizes: none, one, 37%, all.
 std::vector<int64_t> subset_sizes(int64_t n) { return {0, 1, std::max<int64_t>(1, n * 37 / 100), n}; }
 
-// What matmul_quant's VNNI path does to activations: per 32-block int8 with
-// d = max|x| / 127, round to nearest even.
-std::vector<float> int8_roundtrip(const std::vector<float>& x) {
-  std::vector<float> out(x.size());
-  for (size_t b = 0; b < x.size(); b += 32) {
-    float amax = 0;
-    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::abs(x[b + j]));
-    const float d = amax / 127.0f, inv = d ? 1.0f / d : 0.0f;
-    for (size_t j = 0; j < 32; ++j) out[b + j] = d * std::nearbyint(x[b + j] * inv);
-  }
-  return out;
-}
-
 void check_close(const std::vector<float>& y, const std::vector<float>& ref, const std::vector<float>& l1,
                   const std::string& what) {
   ASSERT_EQ(y.size(), ref.size()) << what;
@@ -147,7 +135,7 @@ TEST(SparseKernels, GatherRowsMatchesReference) {
             }
             // The VNNI path (also what matmul_gather_rows picks here): the
             // reference on the int8-rounded activations.
-            const auto x8 = int8_roundtrip(x);
+            const auto x8 = test::int8_roundtrip(x);
             std::vector<float> ref8(ref.size()), l1_8(ref.size());
             matmul_gather_rows_reference(m.w, x8.data(), n_tok, rows.data(), count, ref8.data());
             matmul_gather_rows_reference(m_abs.w, abs_of(x8).data(), n_tok, rows.data(), count, l1_8.data());

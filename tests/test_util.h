@@ -20,6 +20,11 @@ std::string temp_dir();
 // Uniform random floats in [-1, 1) (never all zero).
 std::vector<float> random_floats(size_t n, uint64_t seed);
 
+// x as the VNNI kernels round activations, written from the definition:
+// per 32-block (x.size() a multiple of 32), d = max|x| / 127, q = x / d
+// rounded to nearest even, x ~= d * q.
+std::vector<float> int8_roundtrip(const std::vector<float>& x);
+
 struct CommandResult {
   int status = -1;
   std::string out;

@@ -11,6 +11,7 @@
 #define HWY_TARGET_INCLUDE "kernels/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "kernels/weight_load-inl.h"
 
 #include <functional>
 #include <vector>
@@ -29,21 +30,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 
-// N weights starting at p, as fp32 lanes.
-HWY_INLINE hn::Vec<DF> LoadWeights(DF d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
-HWY_INLINE hn::Vec<DF> LoadWeights(DF d, const hwy::bfloat16_t* HWY_RESTRICT p) {
-  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(), p));
-}
-HWY_INLINE hn::Vec<DF> LoadWeights(DF d, const hwy::float16_t* HWY_RESTRICT p) {
-  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(), p));
-}
-HWY_INLINE float WeightToFloat(float w) { return w; }
-HWY_INLINE float WeightToFloat(hwy::bfloat16_t w) { return hwy::F32FromBF16(w); }
-HWY_INLINE float WeightToFloat(hwy::float16_t w) {
-  uint16_t bits;
-  std::memcpy(&bits, &w, 2);
-  return f16_to_f32(bits);
-}
 
 // NT tokens x NR rows; two accumulator sets (even / odd vectors) hide the
 // FMA latency when NT * NR is small.

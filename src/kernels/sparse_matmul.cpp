@@ -24,6 +24,7 @@
 #define HWY_TARGET_INCLUDE "kernels/sparse_matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "kernels/weight_load-inl.h"
 
 #include <algorithm>
 #include <cstring>
@@ -73,20 +74,6 @@ HWY_INLINE const T* Ahead(const T* row, const T* next, int64_t c, int64_t ahead,
   return a < n ? row + a : next + std::min(a - n, c);
 }
 
-HWY_INLINE V LoadWeights(D d, const float* HWY_RESTRICT p) { return hn::LoadU(d, p); }
-HWY_INLINE V LoadWeights(D d, const hwy::bfloat16_t* HWY_RESTRICT p) {
-  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::bfloat16_t, D>(), p));
-}
-HWY_INLINE V LoadWeights(D d, const hwy::float16_t* HWY_RESTRICT p) {
-  return hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, D>(), p));
-}
-HWY_INLINE float WeightToFloat(float w) { return w; }
-HWY_INLINE float WeightToFloat(hwy::bfloat16_t w) { return hwy::F32FromBF16(w); }
-HWY_INLINE float WeightToFloat(hwy::float16_t w) {
-  uint16_t bits;
-  std::memcpy(&bits, &w, 2);
-  return f16_to_f32(bits);
-}
 
 // y[t * y_stride + c] += sum_r x[r * x_stride + t] * w[r][c] for c in [0, n),
 // NR dense rows (x: the rows' activations, token-minor). kOne: a single
