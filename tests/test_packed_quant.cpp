@@ -9,11 +9,15 @@
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
+#include "ffn/gated_ffn.h"
+#include "io/model_source.h"
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/packed_quant.h"
 #include "kernels/weight_matrix.h"
+#include "model/llama_model.h"
+#include "transform/retype.h"
 #include "test_util.h"
 
 namespace ffn {
@@ -109,6 +113,43 @@ TEST(PackedQuant, OnlyQuantizedTypesPack) {
   pack_for_vnni(q, nullptr);
   EXPECT_EQ(q.packed != nullptr, cpu_has_vnni());
   EXPECT_EQ(without_packed(q).packed, nullptr);
+}
+
+// A real model (stories260K re-encoded to Q8_0 and Q4_0) loaded packed
+// (the default: its layer matrices have packed copies, FFN hidden 172 = 10
+// tiles + 12 padded rows) and as stored gives the same logits for a prompt
+// (prefill) and for a token decoded after it.
+TEST(PackedQuant, PackedModelEqualsModelAsStored) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const ModelSource f32 = load_model_source(test::data_path("models/stories260K.gguf"));
+  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+    const ModelSource src = retype(f32, type);
+    LlamaModel packed(src), stored(src, LlamaModel::Layout::AsStored);
+    const auto* ffn = dynamic_cast<const GatedFfn*>(packed.layers()[0].ffn.get());
+    ASSERT_NE(ffn, nullptr);
+    EXPECT_NE(ffn->gate().packed, nullptr) << dtype_name(type);
+    EXPECT_NE(packed.layers()[0].wq.packed, nullptr) << dtype_name(type);
+    EXPECT_EQ(stored.layers()[0].wq.packed, nullptr) << dtype_name(type);
+    const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 1, 65, 300, 511}, next = {42};
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      KvCache cp = packed.make_cache(16), cs = stored.make_cache(16);
+      Tensor lp, ls;
+      for (const auto* tokens : {&prompt, &next}) {
+        const int64_t n = int64_t(tokens->size());
+        packed.forward(tokens->data(), n, cp, lp, true, pool);
+        stored.forward(tokens->data(), n, cs, ls, true, pool);
+        ASSERT_EQ(lp.data.size(), ls.data.size());
+        double scale = 0;
+        for (float v : ls.data) scale = std::max(scale, double(std::abs(v)));
+        ASSERT_GT(scale, 0.1);
+        // The integer block sums are exact; only fp32 summation order differs.
+        for (size_t i = 0; i < lp.data.size(); ++i)
+          ASSERT_NEAR(lp.data[i], ls.data[i], 1e-4 * scale)
+              << dtype_name(type) << " threads " << threads << " tokens " << n << " at " << i;
+      }
+    }
+  }
 }
 
 }  // namespace
