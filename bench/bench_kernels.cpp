@@ -62,7 +62,8 @@ void BM_ReadBandwidth(benchmark::State& state) {
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Args: weight type (ggml id), tokens, threads, layout (0: the file's row
-// order, 1: packed row tiles as models load Q8_0/Q4_0, kernels/packed_quant.h).
+// order, 1: packed row tiles as models load Q8_0/Q4_0/BF16,
+// kernels/packed_quant.h).
 // Weights: distinct matrices of the TinyLlama up-projection shape in that type.
 void BM_Matmul(benchmark::State& state) {
   const auto type = static_cast<ffn::DType>(state.range(0));
@@ -83,10 +84,10 @@ void BM_Matmul(benchmark::State& state) {
   std::vector<ffn::WeightMatrix> mats;
   for (int64_t c = 0; c < copies; ++c) {
     mats.push_back({.type = type, .rows = kOut, .cols = kIn, .data = w.data() + c * bytes});
-    if (packed) ffn::pack_for_vnni(mats.back(), &pool);
+    if (packed) ffn::pack_row_tiles(mats.back(), &pool);
   }
   if (packed && !mats[0].packed) {
-    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 VNNI");
+    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 VNNI, or BF16 and AVX-512 BF16");
     return;
   }
   auto x = random_buffer(size_t(n_tok * kIn));
@@ -105,8 +106,8 @@ void BM_Matmul(benchmark::State& state) {
 void matmul_args(benchmark::internal::Benchmark* b) {
   for (ffn::DType t : {ffn::DType::F32, ffn::DType::F16, ffn::DType::BF16, ffn::DType::Q8_0, ffn::DType::Q4_0})
     for (int64_t packed : {0, 1}) {
-      const bool quant = t == ffn::DType::Q8_0 || t == ffn::DType::Q4_0;
-      if (packed && !quant) continue;
+      const bool packable = t == ffn::DType::Q8_0 || t == ffn::DType::Q4_0 || t == ffn::DType::BF16;
+      if (packed && !packable) continue;
       for (int threads : {1, 2}) b->Args({int64_t(t), 1, threads, packed});
       b->Args({int64_t(t), 64, 2, packed});
     }

@@ -1,10 +1,12 @@
-// Packed (row-tile) Q8_0/Q4_0 weights: matmul through the packed VNNI
-// kernel equals the scalar reference on the int8-rounded activations, and
-// the row-major VNNI kernel, at odd shapes (rows not a multiple of the
+// Packed (row-tile) Q8_0/Q4_0/BF16 weights: matmul through the packed
+// kernels equals the scalar reference on the rounded activations (int8
+// blocks, or bf16), and the row-major kernel, at odd shapes (rows not a multiple of the
 // 16-row tile, 1-13 tokens covering every token-group width), 1-3 threads.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "core/aligned_buffer.h"
@@ -14,6 +16,7 @@
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_quant.h"
+#include "kernels/packed_bf16.h"
 #include "kernels/packed_quant.h"
 #include "kernels/weight_matrix.h"
 #include "model/llama_model.h"
@@ -37,14 +40,29 @@ WeightMatrix random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed
   return w;
 }
 
+// x rounded to bf16 (nearest even), from the format's definition.
+std::vector<float> bf16_roundtrip(const std::vector<float>& x) {
+  std::vector<float> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &x[i], 4);
+    bits = (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u;
+    std::memcpy(&out[i], &bits, 4);
+  }
+  return out;
+}
+
 TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
-  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU: the packed kernel does not run here";
-  for (DType type : {DType::Q8_0, DType::Q4_0})
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16})
     for (int64_t rows : {1, 5, 16, 37, 130})
       for (int64_t cols : {32, 96, 288}) {
         const WeightMatrix plain = random_weight(type, rows, cols, uint64_t(rows * 31 + cols));
         WeightMatrix packed = plain;
-        pack_for_vnni(packed, nullptr);
+        pack_row_tiles(packed, nullptr);
+        if (!can_pack(plain)) {
+          std::printf("%s: no packed kernel on this CPU, not tested\n", dtype_name(type).c_str());
+          break;
+        }
         ASSERT_NE(packed.packed, nullptr);
         ASSERT_EQ(packed.data, plain.data);  // the file layout stays for other readers
         for (int threads : {1, 3}) {
@@ -55,7 +73,7 @@ TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
             matmul(packed, x.data(), n_tok, y.data(), pool);
             matmul(plain, x.data(), n_tok, y_rows.data(), pool);
             // Reference: exact weight decode, int8-rounded x, double sums.
-            const std::vector<float> xr = test::int8_roundtrip(x);
+            const std::vector<float> xr = type == DType::BF16 ? bf16_roundtrip(x) : test::int8_roundtrip(x);
             matmul_reference(type, xr.data(), n_tok, cols, plain.data, rows, ref.data());
             // Scale of each output: sum |x_i| |w_i| (the reference on absolute values).
             std::vector<float> xa(xr.size()), wa(size_t(rows * cols));
@@ -71,7 +89,8 @@ TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
                                         std::to_string(threads) + " at " + std::to_string(i);
               ASSERT_GT(l1[i], 0.0f) << where;
               ASSERT_NEAR(y[i], ref[i], 1e-5 * l1[i]) << where;
-              ASSERT_NEAR(y[i], y_rows[i], 1e-5 * l1[i]) << where;
+              // The row-major BF16 kernel keeps x in fp32: ~2^-9 relative.
+              ASSERT_NEAR(y[i], y_rows[i], (type == DType::BF16 ? 4e-3 : 1e-5) * l1[i]) << where;
             }
           }
         }
@@ -85,8 +104,8 @@ TEST(PackedQuant, MixedJobsInOnePass) {
   const int64_t cols = 160;
   std::vector<WeightMatrix> w = {random_weight(DType::Q8_0, 200, cols, 1), random_weight(DType::Q4_0, 48, cols, 2),
                                  random_weight(DType::Q8_0, 37, cols, 3)};
-  pack_for_vnni(w[0], nullptr);
-  pack_for_vnni(w[1], nullptr);  // w[2] stays row-major
+  pack_row_tiles(w[0], nullptr);
+  pack_row_tiles(w[1], nullptr);  // w[2] stays row-major
   ThreadPool pool(2);
   for (int64_t n_tok : {1, 6}) {
     const auto x = test::random_floats(size_t(n_tok * cols), 99);
@@ -105,24 +124,51 @@ TEST(PackedQuant, MixedJobsInOnePass) {
   }
 }
 
-TEST(PackedQuant, OnlyQuantizedTypesPack) {
-  WeightMatrix f16 = random_weight(DType::F16, 20, 64, 5);
-  pack_for_vnni(f16, nullptr);
-  EXPECT_EQ(f16.packed, nullptr);
-  WeightMatrix q = random_weight(DType::Q8_0, 20, 64, 6);
-  pack_for_vnni(q, nullptr);
-  EXPECT_EQ(q.packed != nullptr, cpu_has_vnni());
-  EXPECT_EQ(without_packed(q).packed, nullptr);
+// round_to_bf16 (AVX-512 BF16 where present) gives the definition's bits:
+// nearest even, ties, NaN stays NaN, denormals flush to signed zero.
+TEST(PackedQuant, Bf16RoundingEqualsDefinition) {
+  std::vector<float> x = test::random_floats(1000, 8);
+  for (size_t i = 0; i < x.size(); i += 3) x[i] *= 1e30f;
+  const float tie = 1.0f + 1.0f / 256.0f;  // exactly between two bf16 values
+  x.insert(x.end(), {tie, -tie, 1.0f + 3.0f / 256.0f, 1e-40f, -1e-40f, 0.0f, -0.0f, 3.4e38f});
+  std::vector<uint16_t> got(x.size());
+  round_to_bf16(x.data(), int64_t(x.size()), got.data());
+  const std::vector<float> want = bf16_roundtrip(x);
+  for (size_t i = 0; i < x.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &want[i], 4);
+    if (std::fpclassify(x[i]) == FP_SUBNORMAL) bits &= 0x80000000u;
+    ASSERT_EQ(got[i], uint16_t(bits >> 16)) << "value " << i << " = " << x[i];
+  }
+  float nan = std::nanf("");
+  uint16_t nan_bits;
+  round_to_bf16(&nan, 1, &nan_bits);
+  EXPECT_EQ(nan_bits & 0x7f80, 0x7f80);
+  EXPECT_NE(nan_bits & 0x7f, 0);
 }
 
-// A real model (stories260K re-encoded to Q8_0 and Q4_0) loaded packed
+TEST(PackedQuant, OnlyPackableTypesPack) {
+  WeightMatrix f16 = random_weight(DType::F16, 20, 64, 5);
+  pack_row_tiles(f16, nullptr);
+  EXPECT_EQ(f16.packed, nullptr);
+  WeightMatrix q = random_weight(DType::Q8_0, 20, 64, 6);
+  pack_row_tiles(q, nullptr);
+  EXPECT_EQ(q.packed != nullptr, cpu_has_vnni());
+  EXPECT_EQ(without_packed(q).packed, nullptr);
+  WeightMatrix odd = random_weight(DType::BF16, 20, 48, 7);  // cols not whole 32-column blocks
+  pack_row_tiles(odd, nullptr);
+  EXPECT_EQ(odd.packed, nullptr);
+}
+
+// A real model (stories260K re-encoded to Q8_0, Q4_0 and BF16) loaded packed
 // (the default: its layer matrices have packed copies, FFN hidden 172 = 10
 // tiles + 12 padded rows) and as stored gives the same logits for a prompt
 // (prefill) and for a token decoded after it.
 TEST(PackedQuant, PackedModelEqualsModelAsStored) {
   if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   const ModelSource f32 = load_model_source(test::data_path("models/stories260K.gguf"));
-  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16}) {
+    if (type == DType::BF16 && !cpu_has_avx512_bf16()) continue;
     const ModelSource src = retype(f32, type);
     LlamaModel packed(src), stored(src, LlamaModel::Layout::AsStored);
     const auto* ffn = dynamic_cast<const GatedFfn*>(packed.layers()[0].ffn.get());
@@ -143,9 +189,12 @@ TEST(PackedQuant, PackedModelEqualsModelAsStored) {
         double scale = 0;
         for (float v : ls.data) scale = std::max(scale, double(std::abs(v)));
         ASSERT_GT(scale, 0.1);
-        // The integer block sums are exact; only fp32 summation order differs.
+        // Q8_0/Q4_0: the integer block sums are exact, only fp32 summation
+        // order differs. BF16: the packed kernel rounds activations to bf16
+        // (2^-9 relative), the row-major one keeps them fp32.
+        const double tol = (type == DType::BF16 ? 1e-2 : 1e-4) * scale;
         for (size_t i = 0; i < lp.data.size(); ++i)
-          ASSERT_NEAR(lp.data[i], ls.data[i], 1e-4 * scale)
+          ASSERT_NEAR(lp.data[i], ls.data[i], tol)
               << dtype_name(type) << " threads " << threads << " tokens " << n << " at " << i;
       }
     }

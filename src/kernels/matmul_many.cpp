@@ -6,6 +6,7 @@
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_quant.h"
+#include "kernels/packed_bf16.h"
 #include "kernels/packed_quant.h"
 #include "kernels/weight_matrix.h"
 
@@ -14,6 +15,15 @@ namespace ffn {
 namespace {
 
 bool is_quant(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+// The form of the activations a weight's kernel reads: fp32 as given, int8
+// blocks (Q8_0/Q4_0 on the VNNI kernels) or bf16 (packed BF16).
+enum class ActivationForm { Fp32, Int8, Bf16 };
+ActivationForm form_for(const WeightMatrix& w, bool vnni) {
+  if (is_quant(w.type) && vnni) return ActivationForm::Int8;
+  if (w.type == DType::BF16 && w.packed) return ActivationForm::Bf16;
+  return ActivationForm::Fp32;
+}
 
 // Below this many multiply-adds in total the jobs run on the calling thread
 // (as matmul does for one product).
@@ -49,20 +59,28 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
   std::vector<uint64_t>& start = caller_byte_offsets();
   start.assign(size_t(count + 1), 0);
   // Jobs that share their input (q/k/v, gate/up, every expert's gate/up)
-  // share its quantized form: act_of[j] is the job whose buffer j reads.
+  // share its converted form: act_of[j] is the job whose buffer j reads.
   std::vector<int64_t>& act_of = caller_activation_owner();
   act_of.assign(size_t(count), 0);
   int64_t macs = 0;
   for (int64_t j = 0; j < count; ++j) {
     const WeightMatrix& w = *jobs[j].w;
     act_of[size_t(j)] = j;
-    if (is_quant(w.type) && vnni) {
+    const ActivationForm form = form_for(w, vnni);
+    if (form != ActivationForm::Fp32) {
       int64_t same = -1;
       for (int64_t i = 0; i < j && same < 0; ++i)
-        if (act_of[size_t(i)] == i && jobs[i].x == jobs[j].x && jobs[i].w->cols == w.cols && is_quant(jobs[i].w->type))
+        if (act_of[size_t(i)] == i && jobs[i].x == jobs[j].x && jobs[i].w->cols == w.cols &&
+            form_for(*jobs[i].w, vnni) == form)
           same = i;
-      if (same >= 0) act_of[size_t(j)] = same;
-      else acts[size_t(j)].quantize(jobs[j].x, n_tok, w.cols);
+      if (same >= 0) {
+        act_of[size_t(j)] = same;
+      } else if (form == ActivationForm::Int8) {
+        acts[size_t(j)].quantize(jobs[j].x, n_tok, w.cols);
+      } else {
+        acts[size_t(j)].bf16.resize(static_cast<size_t>(n_tok * w.cols));
+        round_to_bf16(jobs[j].x, n_tok * w.cols, acts[size_t(j)].bf16.data());
+      }
     }
     start[size_t(j + 1)] = start[size_t(j)] + w.bytes();
     macs += n_tok * w.rows * w.cols;
@@ -71,7 +89,7 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
     if (r0 >= r1) return;
     const MatmulJob& job = jobs[j];
     const WeightMatrix& w = *job.w;
-    if (w.packed && vnni)
+    if (w.packed)
       matmul_packed_rows(w, acts[size_t(act_of[size_t(j)])], n_tok, job.y, w.rows, r0, r1);
     else if (is_quant(w.type))
       matmul_quant_rows(w.type, vnni ? &acts[size_t(act_of[size_t(j)])] : nullptr, job.x, n_tok, w.cols, w.data,

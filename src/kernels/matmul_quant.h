@@ -33,6 +33,8 @@ struct QuantizedActivations {
   std::vector<float> d;
   AlignedVector<int32_t> offset8;
   std::vector<int32_t> sum;
+  // For packed BF16 weights instead: x rounded to bf16 (kernels/packed_bf16.h).
+  AlignedVector<uint16_t> bf16;
 
   // Auto: AVX-512 when cpu_has_vnni(); Portable: the scalar definition.
   // Both give identical bytes (the same fp32 operations, round to nearest

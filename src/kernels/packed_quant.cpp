@@ -14,6 +14,7 @@
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul_quant.h"
+#include "kernels/packed_bf16.h"
 #include "kernels/quant_blocks.h"
 
 namespace ffn {
@@ -187,21 +188,26 @@ std::shared_ptr<uint8_t> packed_buffer(uint64_t size) {
 }  // namespace
 
 uint64_t packed_tile_bytes(DType type, int64_t cols) {
+  if (type == DType::BF16) return packed_bf16_tile_bytes(cols);
   const uint64_t nb = uint64_t(cols / kQuantBlock);
   return nb * uint64_t(type == DType::Q8_0 ? tile_block_bytes<DType::Q8_0>() : tile_block_bytes<DType::Q4_0>());
 }
 
 bool can_pack(const WeightMatrix& w) {
-  return (w.type == DType::Q8_0 || w.type == DType::Q4_0) && w.data != nullptr && w.rows > 0 && cpu_has_vnni();
+  if (w.data == nullptr || w.rows <= 0) return false;
+  if (w.type == DType::Q8_0 || w.type == DType::Q4_0) return cpu_has_vnni();
+  if (w.type == DType::BF16) return w.cols % 32 == 0 && cpu_has_avx512_bf16();
+  return false;
 }
 
-void pack_for_vnni(WeightMatrix& w, ThreadPool* pool) {
+void pack_row_tiles(WeightMatrix& w, ThreadPool* pool) {
   if (!can_pack(w) || w.packed) return;
   const int64_t tiles = (w.rows + kPackRows - 1) / kPackRows;
-    const std::shared_ptr<uint8_t> buf = packed_buffer(uint64_t(tiles) * packed_tile_bytes(w.type, w.cols));
+  const std::shared_ptr<uint8_t> buf = packed_buffer(uint64_t(tiles) * packed_tile_bytes(w.type, w.cols));
   auto run = [&](int64_t i0, int64_t i1) {
     if (w.type == DType::Q8_0) pack_tiles<DType::Q8_0>(w, buf.get(), i0, i1);
-    else pack_tiles<DType::Q4_0>(w, buf.get(), i0, i1);
+    else if (w.type == DType::Q4_0) pack_tiles<DType::Q4_0>(w, buf.get(), i0, i1);
+    else pack_bf16_tiles(w, buf.get(), i0, i1);
   };
   if (pool) pool->parallel_for(tiles, [&](int64_t b, int64_t e, int) { run(b, e); });
   else run(0, tiles);
@@ -220,7 +226,8 @@ void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, i
                         int64_t y_stride, int64_t r0, int64_t r1) {
   if (r0 >= r1) return;
   if (w.type == DType::Q8_0) rows_packed<DType::Q8_0>(w, xa, n_tok, y, y_stride, r0, r1);
-  else rows_packed<DType::Q4_0>(w, xa, n_tok, y, y_stride, r0, r1);
+  else if (w.type == DType::Q4_0) rows_packed<DType::Q4_0>(w, xa, n_tok, y, y_stride, r0, r1);
+  else matmul_packed_bf16_rows(w, xa.bf16.data(), n_tok, y, y_stride, r0, r1);
 }
 
 }  // namespace ffn

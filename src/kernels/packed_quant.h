@@ -1,4 +1,5 @@
-// Q8_0 / Q4_0 weights re-laid in row tiles for the VNNI kernels.
+// Q8_0 / Q4_0 weights re-laid in row tiles for the VNNI kernels, and the
+// entry points shared with the BF16 tiles (kernels/packed_bf16.h).
 //
 // In the file layout (one row after another) a 512-bit integer dot product
 // covers one or two blocks of ONE row, so every block of every row pays a
@@ -44,7 +45,8 @@ constexpr int64_t kPackRows = 16;
 uint64_t packed_tile_bytes(DType type, int64_t cols);
 
 // True when w can be packed and the packed kernel can run here: Q8_0 or
-// Q4_0 weights on a CPU with AVX-512 VNNI.
+// Q4_0 weights on a CPU with AVX-512 VNNI, or BF16 weights with cols a
+// multiple of 32 on a CPU with AVX-512 BF16 (kernels/packed_bf16.h).
 bool can_pack(const WeightMatrix& w);
 
 // Sets w.packed (a new buffer, shared by copies of w) when can_pack(w), and
@@ -52,14 +54,15 @@ bool can_pack(const WeightMatrix& w);
 // mapping (core/mapped_file.h): matmul reads only the packed copy, and
 // readers of w.data (gathers, embedding rows, conversion) fault the pages
 // back in. Otherwise leaves w unchanged. Tiles are split over `pool`.
-void pack_for_vnni(WeightMatrix& w, ThreadPool* pool);
+void pack_row_tiles(WeightMatrix& w, ThreadPool* pool);
 
 // w without its packed copy (for layers that read rows of w.data, so the
 // copy would only cost memory).
 WeightMatrix without_packed(WeightMatrix w);
 
-// Output rows [r0, r1) of packed w for n_tok tokens of quantized
-// activations: y[t * y_stride + r]. r0 must be a multiple of kPackRows.
+// Output rows [r0, r1) of packed w for n_tok tokens of prepared
+// activations (int8 blocks for Q8_0/Q4_0, xa.bf16 for BF16):
+// y[t * y_stride + r]. r0 must be a multiple of kPackRows.
 void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
                         int64_t y_stride, int64_t r0, int64_t r1);
 

@@ -22,7 +22,7 @@ LlamaModel::LlamaModel(const ModelSource& src, Layout layout) : config_(LlamaCon
   const auto& c = config_;
   ThreadPool* pack_pool = layout == Layout::Packed ? &ThreadPool::global() : nullptr;
   auto packed = [&](WeightMatrix m) {
-    if (pack_pool) pack_for_vnni(m, pack_pool);
+    if (pack_pool) pack_row_tiles(m, pack_pool);
     return m;
   };
   token_embd_ = load_matrix(src, "token_embd.weight", c.vocab_size, c.dim);

@@ -163,14 +163,14 @@ std::unique_ptr<MoeFfn> load_moe_layer(const ModelSource& src, int64_t l, const 
     WeightMatrix gate = load_matrix(src, name("ffn_gate_shexp"), sh, d), up = load_matrix(src, name("ffn_up_shexp"), sh, d),
                  down = load_matrix(src, name("ffn_down_shexp"), d, sh);
     if (pack_pool)
-      for (WeightMatrix* m : {&gate, &up, &down}) pack_for_vnni(*m, pack_pool);
+      for (WeightMatrix* m : {&gate, &up, &down}) pack_row_tiles(*m, pack_pool);
     w.shared.emplace(std::move(gate), std::move(up), std::move(down));
     if (src.find(name("ffn_gate_inp_shexp"))) w.shared_gate = load_vector(src, name("ffn_gate_inp_shexp"), d);
   } else if (src.find(name("ffn_gate_inp_shexp"))) {
     fail(src.path, name("ffn_gate_shexp"), "the shared expert that ffn_gate_inp_shexp gates", "none");
   }
   if (pack_pool)
-    for (WeightMatrix* m : {&w.gate_exps, &w.up_exps, &w.down_exps}) pack_for_vnni(*m, pack_pool);
+    for (WeightMatrix* m : {&w.gate_exps, &w.up_exps, &w.down_exps}) pack_row_tiles(*m, pack_pool);
   return std::make_unique<MoeFfn>(std::move(w), p.routing, meter);
 }
 

@@ -1,0 +1,122 @@
+#include "kernels/packed_bf16.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/half.h"
+#include "kernels/packed_quant.h"
+
+namespace ffn {
+
+namespace {
+
+#define FFN_BF16_TARGET __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+constexpr int64_t kColsPerBlock = 32;
+constexpr int64_t kPairs = kColsPerBlock / 2;            // vectors per tile-block
+constexpr int64_t kBlockBytes = kPairs * kPackRows * 4;  // 1024
+
+// The scalar definition: round to nearest even, NaN stays a (quiet) NaN,
+// and denormal inputs become zero, as vcvtneps2bf16 treats them.
+uint16_t round_one(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7f800000u) == 0 && (bits & 0x007fffffu) != 0) return uint16_t((bits >> 16) & 0x8000);
+  return f32_to_bf16(f);
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+FFN_BF16_TARGET void round_avx512(const float* x, int64_t n, uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + i)));
+  for (; i < n; ++i) out[i] = round_one(x[i]);
+}
+
+// NT tokens x one tile of 16 rows; `rows` of them are stored. kSets
+// independent accumulators per token hide vdpbf16ps's latency when NT is
+// small.
+template <int NT>
+FFN_BF16_TARGET void tile_bf16(const uint8_t* tile, int64_t nb, const uint16_t* x, int64_t x_stride, float* y,
+                               int64_t y_stride, int64_t rows) {
+  constexpr int kSets = NT == 1 ? 4 : 2;
+  __m512 acc[kSets][NT];
+  for (int s = 0; s < kSets; ++s)
+    for (int t = 0; t < NT; ++t) acc[s][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* p = tile + b * kBlockBytes;
+    // Fully unrolled, so that acc[k % kSets] names registers, not memory.
+#pragma GCC unroll 16
+    for (int k = 0; k < kPairs; ++k) {
+      const __m512bh wk = (__m512bh)_mm512_loadu_si512(p + 64 * k);
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        int32_t pair;
+        std::memcpy(&pair, x + t * x_stride + b * kColsPerBlock + 2 * k, 4);
+        acc[k % kSets][t] = _mm512_dpbf16_ps(acc[k % kSets][t], wk, (__m512bh)_mm512_set1_epi32(pair));
+      }
+    }
+  }
+  const __mmask16 keep = rows >= kPackRows ? __mmask16(0xffff) : __mmask16((1u << rows) - 1);
+  for (int t = 0; t < NT; ++t) {
+    __m512 sum = acc[0][t];
+    for (int s = 1; s < kSets; ++s) sum = _mm512_add_ps(sum, acc[s][t]);
+    _mm512_mask_storeu_ps(y + t * y_stride, keep, sum);
+  }
+}
+#pragma GCC diagnostic pop
+
+}  // namespace
+
+bool cpu_has_avx512_bf16() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16") &&
+                          __builtin_cpu_supports("fma");
+  return has;
+}
+
+uint64_t packed_bf16_tile_bytes(int64_t cols) { return uint64_t(cols / kColsPerBlock) * uint64_t(kBlockBytes); }
+
+void pack_bf16_tiles(const WeightMatrix& w, uint8_t* out, int64_t i0, int64_t i1) {
+  const int64_t nb = w.cols / kColsPerBlock;
+  for (int64_t i = i0; i < i1; ++i) {
+    uint8_t* tile = out + uint64_t(i) * packed_bf16_tile_bytes(w.cols);
+    const int64_t rows = std::min(kPackRows, w.rows - i * kPackRows);
+    if (rows < kPackRows) std::memset(tile, 0, size_t(packed_bf16_tile_bytes(w.cols)));  // padding rows: zero
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* row = w.row(i * kPackRows + r);
+      // Pair k of block b (4 bytes) -> vector k of tile-block b, slot r.
+      for (int64_t b = 0; b < nb; ++b)
+        for (int64_t k = 0; k < kPairs; ++k)
+          std::memcpy(tile + b * kBlockBytes + k * 64 + 4 * r, row + (b * kColsPerBlock + 2 * k) * 2, 4);
+    }
+  }
+}
+
+void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
+  if (cpu_has_avx512_bf16()) {
+    round_avx512(x, n, out);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = round_one(x[i]);
+}
+
+void matmul_packed_bf16_rows(const WeightMatrix& w, const uint16_t* x, int64_t n_tok, float* y, int64_t y_stride,
+                             int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kColsPerBlock;
+  const uint64_t tile_bytes = packed_bf16_tile_bytes(w.cols);
+  for (int64_t r = r0; r < r1; r += kPackRows) {
+    const uint8_t* tile = w.packed + uint64_t(r / kPackRows) * tile_bytes;
+    const int64_t rows = std::min(kPackRows, r1 - r);
+    int64_t t = 0;
+    for (; t + 8 <= n_tok; t += 8) tile_bf16<8>(tile, nb, x + t * w.cols, w.cols, y + t * y_stride + r, y_stride, rows);
+    for (; t + 4 <= n_tok; t += 4) tile_bf16<4>(tile, nb, x + t * w.cols, w.cols, y + t * y_stride + r, y_stride, rows);
+    for (; t < n_tok; ++t) tile_bf16<1>(tile, nb, x + t * w.cols, w.cols, y + t * y_stride + r, y_stride, rows);
+  }
+}
+
+}  // namespace ffn
