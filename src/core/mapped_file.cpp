@@ -20,17 +20,18 @@ namespace ffn {
 namespace {
 
 // The live mappings, for release_mapped_pages to tell mapped from anonymous
-// memory.
+// memory. Never destroyed: a MappedFile with static storage (a test's
+// shared model) is unmapped after function-local statics are gone.
 struct Mapping {
   uintptr_t begin, end;
 };
 std::mutex& mappings_mutex() {
-  static std::mutex m;
-  return m;
+  static auto* m = new std::mutex;
+  return *m;
 }
 std::vector<Mapping>& mappings() {
-  static std::vector<Mapping> live;
-  return live;
+  static auto* live = new std::vector<Mapping>;
+  return *live;
 }
 
 }  // namespace
