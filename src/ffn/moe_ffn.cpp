@@ -1,7 +1,5 @@
 #include "ffn/moe_ffn.h"
 
-#include "kernels/packed_quant.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -11,6 +9,7 @@
 
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/packed_quant.h"
 
 namespace ffn {
 

@@ -1,12 +1,11 @@
 #include "model/moe_params.h"
 
-#include "kernels/packed_quant.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/packed_quant.h"
 #include "model/weights.h"
 
 namespace ffn {
