@@ -19,6 +19,8 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/packed_quant.h"
+#include "kernels/matmul_quant.h"
+#include "kernels/sparse_input_q8.h"
 #include "kernels/sparse_matmul.h"
 #include "kernels/weight_matrix.h"
 
@@ -178,13 +180,30 @@ std::vector<std::vector<int32_t>> active_sets(int64_t n, int64_t density_percent
   return sets;
 }
 
-// Args: weight type (ggml id), density (% of rows active), threads.
+// The copies of sw re-laid by packed_for_sparse_input (built once).
+const std::vector<ffn::WeightMatrix>& sparse_input_layouts(const SparseWeights& sw) {
+  static std::vector<ffn::WeightMatrix> layouts;
+  static const SparseWeights* built_for = nullptr;
+  if (built_for == &sw && static_cast<int64_t>(layouts.size()) == sw.copies) return layouts;
+  layouts.clear();
+  for (int64_t i = 0; i < sw.copies; ++i)
+    layouts.push_back(ffn::packed_for_sparse_input(
+        ffn::WeightMatrix{.type = sw.type, .rows = kOut, .cols = kIn, .data = sw.w.data() + i * sw.bytes}));
+  built_for = &sw;
+  return layouts;
+}
+
+// Args: weight type (ggml id), density (% of rows active), threads, and for
+// matmul_sparse_input the layout (0: stored rows, 1: the Q8_0 VNNI layout
+// of kernels/sparse_input_q8.h).
 template <bool kSparseInput>
 void sparse_bench(benchmark::State& state) {
   const auto type = static_cast<ffn::DType>(state.range(0));
   const int64_t density = state.range(1);
   const int threads = static_cast<int>(state.range(2));
+  const bool relaid = kSparseInput && state.range(3) == 1;
   const SparseWeights& sw = sparse_weights(type);
+  const std::vector<ffn::WeightMatrix>* layouts = relaid ? &sparse_input_layouts(sw) : nullptr;
   const auto sets = active_sets(kOut, density);
   const int64_t n_active = int64_t(sets[0].size());
   const auto x = random_buffer(size_t(kSparseInput ? n_active : kIn));
@@ -192,7 +211,8 @@ void sparse_bench(benchmark::State& state) {
   ffn::WeightMatrix m{.type = type, .rows = kOut, .cols = kIn};
   ffn::ThreadPool pool(threads);
   auto step = [&](int64_t i) {
-    m.data = sw.w.data() + (i % sw.copies) * sw.bytes;
+    if (layouts) m = (*layouts)[size_t(i % sw.copies)];
+    else m.data = sw.w.data() + (i % sw.copies) * sw.bytes;
     const auto& set = sets[i % sets.size()];
     if (kSparseInput) ffn::matmul_sparse_input(m, x.data(), 1, set.data(), n_active, y.data(), pool);
     else ffn::matmul_gather_rows(m, x.data(), 1, set.data(), n_active, y.data(), pool);
@@ -217,9 +237,15 @@ void BM_GatherRows(benchmark::State& state) { sparse_bench<false>(state); }
 void sparse_args(benchmark::internal::Benchmark* b) {
   for (ffn::DType t : {ffn::DType::F32, ffn::DType::F16, ffn::DType::BF16, ffn::DType::Q8_0, ffn::DType::Q4_0})
     for (int64_t density : {10, 50, 100})
-      for (int threads : {1, 2}) b->Args({int64_t(t), density, threads});
+      for (int threads : {1, 2}) b->Args({int64_t(t), density, threads, 0});
 }
-BENCHMARK(BM_SparseInput)->Apply(sparse_args)->UseRealTime()->Unit(benchmark::kMillisecond);
+void sparse_input_args(benchmark::internal::Benchmark* b) {
+  sparse_args(b);
+  if (!ffn::cpu_has_vnni()) return;
+  for (int64_t density : {10, 50, 100})
+    for (int threads : {1, 2}) b->Args({int64_t(ffn::DType::Q8_0), density, threads, 1});
+}
+BENCHMARK(BM_SparseInput)->Apply(sparse_input_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GatherRows)->Apply(sparse_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -18,7 +18,6 @@ namespace ffn {
 
 namespace {
 
-#define FFN_VNNI_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // The integer dot product of one weight block with one activation block,
 // split in two steps so that a tile decodes each weight block once for all

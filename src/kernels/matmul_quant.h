@@ -45,6 +45,10 @@ struct QuantizedActivations {
 // True when this CPU can run QuantPath::Vnni.
 bool cpu_has_vnni();
 
+// The instruction sets of the VNNI kernels (functions compiled with it run
+// only after cpu_has_vnni()).
+#define FFN_VNNI_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
 // type: Q8_0 or Q4_0; n_in a multiple of 32; w: n_out rows of n_in/32 blocks.
 void matmul_quant(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,
                   int64_t n_out, float* y, ThreadPool& pool, QuantPath path = QuantPath::Auto);

@@ -21,8 +21,6 @@ namespace ffn {
 
 namespace {
 
-#define FFN_VNNI_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
-
 constexpr int64_t kScaleBytes = 2 * kPackRows;
 
 // Per-type facts of the packed layout: quant bytes per row per block, the
@@ -154,6 +152,8 @@ void rows_packed(const WeightMatrix& w, const QuantizedActivations& xa, int64_t 
   }
 }
 
+}  // namespace
+
 // Memory for packed matrices: 64 MiB chunks in 2 MiB pages where the kernel
 // allows (transparent huge pages on madvise), cut into 64-byte aligned
 // pieces. One page fault per 2 MiB instead of per 4 KiB more than halves the
@@ -161,7 +161,7 @@ void rows_packed(const WeightMatrix& w, const QuantizedActivations& xa, int64_t 
 // (k, v: 0.3 MB) from each rounding a huge page up. A chunk is freed with
 // the last matrix in it (shared_ptr aliasing; the chunk being filled stays
 // until exit); larger matrices get their own.
-std::shared_ptr<uint8_t> packed_buffer(uint64_t size) {
+std::shared_ptr<uint8_t> packed_weight_buffer(uint64_t size) {
   constexpr uint64_t kHuge = 2ull << 20, kChunk = 64ull << 20;
   auto allocate = [](uint64_t bytes) {
     bytes = (bytes + kHuge - 1) / kHuge * kHuge;
@@ -185,8 +185,6 @@ std::shared_ptr<uint8_t> packed_buffer(uint64_t size) {
   return piece;
 }
 
-}  // namespace
-
 uint64_t packed_tile_bytes(DType type, int64_t cols) {
   if (type == DType::BF16) return packed_bf16_tile_bytes(cols);
   const uint64_t nb = uint64_t(cols / kQuantBlock);
@@ -203,7 +201,7 @@ bool can_pack(const WeightMatrix& w) {
 void pack_row_tiles(WeightMatrix& w, ThreadPool* pool) {
   if (!can_pack(w) || w.packed) return;
   const int64_t tiles = (w.rows + kPackRows - 1) / kPackRows;
-  const std::shared_ptr<uint8_t> buf = packed_buffer(uint64_t(tiles) * packed_tile_bytes(w.type, w.cols));
+  const std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(tiles) * packed_tile_bytes(w.type, w.cols));
   auto run = [&](int64_t i0, int64_t i1) {
     if (w.type == DType::Q8_0) pack_tiles<DType::Q8_0>(w, buf.get(), i0, i1);
     else if (w.type == DType::Q4_0) pack_tiles<DType::Q4_0>(w, buf.get(), i0, i1);

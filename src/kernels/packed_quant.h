@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "core/dtype.h"
 #include "kernels/weight_matrix.h"
@@ -59,6 +60,10 @@ void pack_row_tiles(WeightMatrix& w, ThreadPool* pool);
 // w without its packed copy (for layers that read rows of w.data, so the
 // copy would only cost memory).
 WeightMatrix without_packed(WeightMatrix w);
+
+// Memory for re-laid weights (here and kernels/sparse_input_q8.h): size
+// bytes, 64-byte aligned, in transparent huge pages where the kernel allows.
+std::shared_ptr<uint8_t> packed_weight_buffer(uint64_t size);
 
 // Output rows [r0, r1) of packed w for n_tok tokens of prepared
 // activations (int8 blocks for Q8_0/Q4_0, xa.bf16 for BF16):

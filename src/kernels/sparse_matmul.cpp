@@ -38,6 +38,7 @@
 #include "kernels/matmul.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/sparse_input_q8.h"
 #include "kernels/sparse_matmul.h"
 #include "kernels/weight_matrix.h"
 
@@ -386,9 +387,15 @@ void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, 
   if (n_tok <= 0 || n_out <= 0) return;
   const uint64_t row_bytes = wt.row_bytes();
   // Products of rows k0..k1 of the active list, columns [c0, c1), into out.
+  // Transposed Q8_0 re-laid for integer dot products (sparse_input_q8.h),
+  // else the Highway kernel on the stored rows.
+  const bool vnni = wt.packed != nullptr && wt.type == DType::Q8_0;
   auto part = [&](int64_t k0, int64_t k1, float* out, int64_t c0, int64_t c1) {
-    HWY_DYNAMIC_DISPATCH(SparseInputColumnsTyped)(wt.type, wt.data, row_bytes, x + k0, n_tok, active + k0, k1 - k0,
-                                                  out, n_out, c0, c1);
+    if (vnni)
+      sparse_input_q8_columns(wt, x + k0, n_active, n_tok, active + k0, k1 - k0, out, n_out, c0, c1);
+    else
+      HWY_DYNAMIC_DISPATCH(SparseInputColumnsTyped)(wt.type, wt.data, row_bytes, x + k0, n_tok, active + k0,
+                                                    k1 - k0, out, n_out, c0, c1);
   };
   if (n_tok * n_active * n_out < kMinParallelMacs || pool.size() == 1) {
     part(0, n_active, y, 0, n_out);

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/sparse_input_q8.h"
 #include "ffn/gated_ffn.h"
 #include "model/llama_config.h"
 #include "model/llama_model.h"
@@ -95,10 +96,11 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
     if (!attn && !ffn_teal && !p.gate_sparse) continue;
     const GatedFfn& dense = dense_ffn(model, l);
     auto name = [l](const char* site) { return fmt::format("blk.{}.{}", l, site); };
-    // W^T from the file when it stores it so, else transposed now.
+    // W^T from the file when it stores it so, else transposed now; Q8_0
+    // re-laid for the VNNI input-sparse kernel where it runs.
     auto transpose = [&](const char* tensor, const WeightMatrix& w) {
-      if (const WeightMatrix* t = model.pretransposed(fmt::format("blk.{}.{}.weight", l, tensor))) return *t;
-      return transposed(w, pool);
+      const WeightMatrix* t = model.pretransposed(fmt::format("blk.{}.{}.weight", l, tensor));
+      return packed_for_sparse_input(t ? *t : transposed(w, pool), pool);
     };
     if (attn || teal) {
       auto S = std::make_unique<AttentionSparsity>();

@@ -1,0 +1,246 @@
+// Input-sparse Q8_0 product with integer dot products (layout and
+// arithmetic: sparse_input_q8.h). Serves the activation-sparsity methods of
+// TEAL (Liu et al. 2024, "Training-Free Activation Sparsity in Large Language
+// Models"), CATS (Lee et al. 2024) and CHESS (Zhang et al. 2024): whatever
+// picks the active inputs, this reads only their rows of W^T.
+#include "kernels/sparse_input_q8.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/aligned_buffer.h"
+#include "core/mapped_file.h"
+#include "core/thread_pool.h"
+#include "kernels/matmul_quant.h"
+#include "kernels/packed_quant.h"
+#include "kernels/quant_blocks.h"
+
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+namespace ffn {
+
+namespace {
+
+constexpr int64_t kChunk = 64;  // outputs per step: two blocks, four vectors of 16
+// Rows per group: 2 quadruples. Measured on the TinyLlama down projection
+// (W^T 5632 x 2048, 50% of rows active, 2 threads, alternating runs): 8 rows
+// ~32-34 GB/s, 4 rows ~20 GB/s (too few rows in flight), 16 rows ~27-31.
+constexpr int kGroupQuads = 2;
+// Several tokens: 8 tokens' accumulators over 512 columns are 16 KiB, so a
+// tile's y stays in L1 while a group's 8 decoded row chunks serve 8 tokens.
+// One token streams each row whole instead (one tile; y is <= 22 KiB for
+// n_out <= 5632).
+constexpr int64_t kTokenBlock = 8;
+constexpr int64_t kTileColumns = 512;
+// Software prefetch distance along each streamed row, as in sparse_matmul.cpp:
+// the rows are scattered, so the hardware prefetchers restart at every one.
+// (Same benchmark: 1 KiB ~10% faster than 2 KiB; 512 B and 4-8 KiB slower.)
+constexpr int64_t kPrefetchBytes = 1024;
+
+uint64_t scale_bytes(int64_t n_out) { return (uint64_t(n_out / kQuantBlock) * 2 + 63) / 64 * 64; }
+
+// Stored position of output o (0..63) in its chunk: o = 16k + 4L + m is
+// stored at 16L + 4k + m (swapping k and L, so the mapping is its own inverse).
+constexpr int chunk_position(int o) { return (o & 3) | ((o >> 4) & 3) << 2 | ((o >> 2) & 3) << 4; }
+
+void pack_rows(const WeightMatrix& wt, uint8_t* out, int64_t j0, int64_t j1) {
+  const int64_t nb = wt.cols / kQuantBlock;
+  const uint64_t stride = sparse_input_row_stride(wt.cols), sb = scale_bytes(wt.cols);
+  for (int64_t j = j0; j < j1; ++j) {
+    const auto* src = reinterpret_cast<const BlockQ8_0*>(wt.row(j));
+    uint8_t* row = out + uint64_t(j) * stride;
+    std::memset(row, 0, sb);
+    for (int64_t b = 0; b < nb; ++b) std::memcpy(row + 2 * b, &src[b].d, 2);
+    uint8_t* q = row + sb;
+    for (int64_t c = 0; c < wt.cols; c += kChunk)
+      for (int o = 0; o < kChunk; ++o) {
+        const BlockQ8_0& blk = src[(c + o) / kQuantBlock];
+        q[c + chunk_position(o)] = static_cast<uint8_t>(blk.qs[(c + o) % kQuantBlock]) ^ 0x80;
+      }
+  }
+}
+
+// Four int8 lanes (low bytes of q0..q3) as one dword: the 4 activation bytes
+// vpdpbusd multiplies with a row quadruple.
+FFN_VNNI_TARGET inline __m512i pack_bytes4(__m512i q0, __m512i q1, __m512i q2, __m512i q3) {
+  const __m512i low = _mm512_set1_epi32(0xff);
+  __m512i d = _mm512_and_si512(q0, low);
+  d = _mm512_or_si512(d, _mm512_slli_epi32(_mm512_and_si512(q1, low), 8));
+  d = _mm512_or_si512(d, _mm512_slli_epi32(_mm512_and_si512(q2, low), 16));
+  return _mm512_or_si512(d, _mm512_slli_epi32(q3, 24));
+}
+
+// The activations of one group of 4Q rows for blocks [0, nb) of a tile, per
+// token t (row r's value x[t * x_stride + r]; rows >= valid are padding
+// with value 0). Buffers are nbp (nb rounded up to 16) apart per token:
+//   act[(Q t + h) * nbp + b]  the int8 q of rows 4h..4h+3 for block b,
+//   scale[t * nbp + b]        A (the group's step for the block),
+//   bias[t * nbp + b]        -= 128 * A * sum_r q (the zero point's term).
+template <int Q>
+FFN_VNNI_TARGET void prepare_group(const uint16_t* const* row_scales, const float* x, int64_t x_stride, int valid,
+                                   int64_t tokens, int64_t nb, int64_t nbp, int32_t* act, float* scale,
+                                   float* bias) {
+  constexpr int R = 4 * Q;
+  for (int64_t t = 0; t < tokens; ++t) {
+    __m512 xr[R];
+    for (int r = 0; r < R; ++r) xr[r] = _mm512_set1_ps(r < valid ? x[t * x_stride + r] : 0.0f);
+    for (int64_t b = 0; b < nb; b += 16) {
+      const __mmask16 mask = nb - b >= 16 ? __mmask16(0xffff) : __mmask16((1u << (nb - b)) - 1);
+      __m512 a[R];
+      __m512 largest = _mm512_setzero_ps();
+      for (int r = 0; r < R; ++r) {
+        a[r] = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row_scales[r] + b)), xr[r]);
+        largest = _mm512_max_ps(largest, _mm512_abs_ps(a[r]));
+      }
+      const __m512 step = _mm512_mul_ps(largest, _mm512_set1_ps(1.0f / 127.0f));
+      const __m512 inv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(largest, _mm512_setzero_ps(), _CMP_GT_OQ),
+                                             _mm512_set1_ps(127.0f), largest);
+      __m512i sum = _mm512_setzero_si512();
+      for (int h = 0; h < Q; ++h) {
+        __m512i q[4];
+        for (int i = 0; i < 4; ++i) {
+          q[i] = _mm512_cvtps_epi32(_mm512_mul_ps(a[4 * h + i], inv));  // round to nearest even
+          sum = _mm512_add_epi32(sum, q[i]);
+        }
+        _mm512_store_si512(act + (Q * t + h) * nbp + b, pack_bytes4(q[0], q[1], q[2], q[3]));
+      }
+      _mm512_store_ps(scale + t * nbp + b, step);
+      float* bt = bias + t * nbp + b;
+      _mm512_store_ps(bt, _mm512_fnmadd_ps(_mm512_mul_ps(step, _mm512_set1_ps(128.0f)), _mm512_cvtepi32_ps(sum),
+                                           _mm512_load_ps(bt)));
+    }
+  }
+}
+
+// 64 bytes at `off` of 4 rows, interleaved: vector k holds, per output of
+// k's 16, the 4 rows' bytes as one dword (see the layout in the header).
+FFN_VNNI_TARGET inline void load_quad(const uint8_t* const* w, int64_t off, __m512i* u) {
+  const __m512i r0 = _mm512_load_si512(w[0] + off), r1 = _mm512_load_si512(w[1] + off);
+  const __m512i r2 = _mm512_load_si512(w[2] + off), r3 = _mm512_load_si512(w[3] + off);
+  const __m512i t0 = _mm512_unpacklo_epi8(r0, r1), t1 = _mm512_unpackhi_epi8(r0, r1);
+  const __m512i t2 = _mm512_unpacklo_epi8(r2, r3), t3 = _mm512_unpackhi_epi8(r2, r3);
+  u[0] = _mm512_unpacklo_epi16(t0, t2);
+  u[1] = _mm512_unpackhi_epi16(t0, t2);
+  u[2] = _mm512_unpacklo_epi16(t1, t3);
+  u[3] = _mm512_unpackhi_epi16(t1, t3);
+}
+
+// One group's 4Q rows over a tile of `width` columns, into
+// y[t * y_stride + c] (y at the tile's first column). w: the rows' quant
+// bytes at the tile. kOne (decode): also prefetch kPrefetchBytes ahead in
+// each row stream (row_start: the rows' starts, next: the next group's,
+// stride: row bytes; a row's quant bytes begin `first` bytes after its start).
+template <int Q, bool kOne>
+FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, const uint8_t* const* row_start,
+                                const uint8_t* const* next, int64_t stride, int64_t first, int64_t width,
+                                int64_t tokens, const int32_t* act, const float* scale, int64_t nbp, float* y,
+                                int64_t y_stride) {
+  for (int64_t c = 0; c < width; c += kChunk) {
+    if constexpr (kOne) {
+      const int64_t pos = first + c, ahead = pos + kPrefetchBytes;
+      for (int r = 0; r < 4 * Q; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(ahead < stride ? row_start[r] + ahead
+                                                                  : next[r] + std::min(ahead - stride, pos)),
+                     _MM_HINT_T0);
+    }
+    __m512i u[Q][4];
+    for (int h = 0; h < Q; ++h) load_quad(w + 4 * h, c, u[h]);
+    const int64_t b = c / kQuantBlock;
+    for (int64_t t = 0; t < tokens; ++t) {
+      const int32_t* a = act + Q * t * nbp + b;
+      const float* s = scale + t * nbp + b;
+      float* yt = y + t * y_stride + c;
+      for (int k = 0; k < 4; ++k) {
+        const int half = k / 2;  // vectors 0, 1: block b; 2, 3: block b + 1
+        __m512i acc = _mm512_setzero_si512();
+        for (int h = 0; h < Q; ++h) acc = _mm512_dpbusd_epi32(acc, u[h][k], _mm512_set1_epi32(a[h * nbp + half]));
+        _mm512_storeu_ps(yt + 16 * k, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(s[half]),
+                                                      _mm512_loadu_ps(yt + 16 * k)));
+      }
+    }
+  }
+}
+
+template <int Q>
+FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_stride, int64_t n_tok,
+                             const int32_t* active, int64_t n_active, float* y, int64_t y_stride, int64_t c0,
+                             int64_t c1) {
+  constexpr int R = 4 * Q;
+  const int64_t stride = int64_t(sparse_input_row_stride(wt.cols)), first = int64_t(scale_bytes(wt.cols));
+  const bool one = n_tok == 1;
+  const int64_t tile = one ? c1 - c0 : kTileColumns, token_block = one ? 1 : kTokenBlock;
+  const int64_t nbp_max = (tile / kQuantBlock + 15) / 16 * 16;
+  thread_local AlignedVector<int32_t> act;
+  thread_local AlignedVector<float> scale, bias;
+  act.resize(size_t(Q * token_block * nbp_max));
+  scale.resize(size_t(token_block * nbp_max));
+  bias.resize(size_t(token_block * nbp_max));
+  auto row_start = [&](int64_t k) {
+    return wt.packed + uint64_t(active[std::min(k, n_active - 1)]) * uint64_t(stride);
+  };
+  for (int64_t t0 = 0; t0 < n_tok; t0 += token_block) {
+    const int64_t tokens = std::min(token_block, n_tok - t0);
+    float* yb = y + t0 * y_stride;
+    for (int64_t ct = c0; ct < c1; ct += tile) {
+      const int64_t width = std::min(tile, c1 - ct), nb = width / kQuantBlock, nbp = (nb + 15) / 16 * 16;
+      for (int64_t t = 0; t < tokens; ++t) std::fill(yb + t * y_stride + ct, yb + t * y_stride + ct + width, 0.0f);
+      std::fill(bias.begin(), bias.begin() + tokens * nbp, 0.0f);
+      for (int64_t k = 0; k < n_active; k += R) {
+        const uint8_t *start[R], *next[R], *w[R];
+        const uint16_t* scales[R];
+        for (int r = 0; r < R; ++r) {
+          start[r] = row_start(k + r);
+          next[r] = row_start(k + R + r);
+          scales[r] = reinterpret_cast<const uint16_t*>(start[r]) + ct / kQuantBlock;
+          w[r] = start[r] + first + ct;
+        }
+        const int valid = int(std::min<int64_t>(R, n_active - k));
+        prepare_group<Q>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb, nbp, act.data(), scale.data(),
+                         bias.data());
+        if (one)
+          group_tile<Q, true>(w, start, next, stride, first, width, 1, act.data(), scale.data(), nbp, yb + ct,
+                              y_stride);
+        else
+          group_tile<Q, false>(w, start, next, stride, first, width, tokens, act.data(), scale.data(), nbp, yb + ct,
+                               y_stride);
+      }
+      for (int64_t t = 0; t < tokens; ++t) {
+        float* yt = yb + t * y_stride + ct;
+        for (int64_t c = 0; c < width; ++c) yt[c] += bias[size_t(t * nbp + c / kQuantBlock)];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+uint64_t sparse_input_row_stride(int64_t n_out) { return scale_bytes(n_out) + uint64_t(n_out); }
+
+bool can_pack_sparse_input(const WeightMatrix& wt) {
+  return wt.type == DType::Q8_0 && wt.data != nullptr && wt.rows > 0 && wt.cols > 0 && wt.cols % kChunk == 0 &&
+         cpu_has_vnni();
+}
+
+WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool) {
+  if (!can_pack_sparse_input(wt)) return wt;
+  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * sparse_input_row_stride(wt.cols));
+  if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows(wt, buf.get(), b, e); });
+  else pack_rows(wt, buf.get(), 0, wt.rows);
+  if (!wt.owned) release_mapped_pages(wt.data, wt.bytes());
+  wt.data = nullptr;
+  wt.owned.reset();
+  wt.packed = buf.get();
+  wt.packed_owned = std::move(buf);
+  return wt;
+}
+
+void sparse_input_q8_columns(const WeightMatrix& wt, const float* x, int64_t x_stride, int64_t n_tok,
+                             const int32_t* active, int64_t n_active, float* y, int64_t y_stride, int64_t c0,
+                             int64_t c1) {
+  columns<kGroupQuads>(wt, x, x_stride, n_tok, active, n_active, y, y_stride, c0, c1);
+}
+
+}  // namespace ffn

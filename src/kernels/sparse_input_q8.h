@@ -1,0 +1,64 @@
+// Transposed Q8_0 weights re-laid for the VNNI input-sparse kernel behind
+// matmul_sparse_input (TEAL's inputs of every linear layer, the down
+// projection of CATS and CHESS).
+//
+// Why: the file-layout kernel (sparse_matmul.cpp) widens every weight byte
+// to fp32 and spends one FMA per weight and active row, ~4 weight bytes per
+// vector instruction. That is compute-bound at ~60% of the dense VNNI
+// kernels' bandwidth, and a skipped row saves bytes that the kernel could
+// not have read fast anyway. Here the products are integer dot products:
+//
+//  - 4 active rows are interleaved in registers (two rounds of byte and word
+//    unpacks), so one vpdpbusd multiplies 4 rows' bytes of 16 outputs with
+//    4 activation bytes;
+//  - activations are quantized per group of 8 active rows and output block b
+//    of 32, with the rows' block scales folded in:
+//      a_jb = x_j * d_jb,  A_gb = max_{j in g} |a_jb| / 127,
+//      q_jb = round(a_jb / A_gb)  (int8),
+//      y_o += A_gb * sum_{j in g} q_jb * w_jo      (exact integer sum);
+//    so one conversion and one FMA per 16 outputs serve 8 rows.
+// The error is one int8 rounding of each a_jb relative to the largest of its
+// group: the same order as the dense VNNI path's int8 activation blocks.
+//
+// Layout (one buffer, rows of row_stride bytes, 64-byte aligned):
+//   row j:  the n_out/32 fp16 block scales d_jb, zero-padded to 64 bytes,
+//           then the n_out quant bytes: each weight XOR 0x80 (w + 128 as
+//           unsigned, as in packed_quant.h), and within each 64-byte chunk
+//           byte 16L + 4k + m holds the weight of output 16k + 4L + m. The
+//           unpacks leave row quadruples in lane order (128-bit lane L,
+//           dword m) of vector k; this order makes vector k hold outputs
+//           16k .. 16k+15 of the chunk in order.
+// Scales first: a row is one stream (scales, then weights) for the hardware
+// and software prefetchers.
+// The zero point: sum_j q_j (w_j + 128) = sum_j q_j w_j + 128 sum_j q_j; the
+// second term is the same for all 32 outputs of a block and is subtracted
+// once per block at the end.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/weight_matrix.h"
+
+namespace ffn {
+
+// True when wt (a transposed matrix, [n_in, n_out]) can take this layout
+// here: Q8_0, n_out a multiple of 64, and a CPU with AVX-512 VNNI.
+bool can_pack_sparse_input(const WeightMatrix& wt);
+
+// wt with `packed` set to the layout above and `data` dropped (the kernel
+// reads only the layout; keeping both would double the memory of every
+// sparsified matrix). If wt.data is a file mapping its pages are released.
+// Unchanged when !can_pack_sparse_input(wt). Rows are split over `pool`.
+WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool = nullptr);
+
+// Bytes of one row of the layout.
+uint64_t sparse_input_row_stride(int64_t n_out);
+
+// The single-threaded body: y[t * y_stride + o] = sum_k x[t * x_stride + k] *
+// wt[active[k], o] for o in [c0, c1), tokens t < n_tok. c0 and c1 are
+// multiples of 64. wt was packed by packed_for_sparse_input.
+void sparse_input_q8_columns(const WeightMatrix& wt, const float* x, int64_t x_stride, int64_t n_tok,
+                             const int32_t* active, int64_t n_active, float* y, int64_t y_stride, int64_t c0,
+                             int64_t c1);
+
+}  // namespace ffn

@@ -1,0 +1,179 @@
+// The VNNI input-sparse Q8_0 kernel (kernels/sparse_input_q8.h), through
+// matmul_sparse_input on a re-laid W^T, against two independent scalar
+// references on random weights and activations:
+//
+//  1. an emulation of the arithmetic the header defines (groups of 8
+//     consecutive active rows, a_jb = x_j d_jb, A = max|a| / 127,
+//     q = round-to-nearest-even(a * 127 / max|a|), exact integer sums),
+//     accumulated in double. The int8 values are the kernel's exactly, so
+//     only the fp32 summation order differs: tolerance 1e-5 of each output's
+//     sum of |A q (w + 128)| over groups (the kernel adds the biased
+//     integer sums and the zero point's term separately). Groups restart in
+//     each thread's share of the list with one token, so this runs where
+//     the list is not split: one thread, or several tokens (threads split
+//     the columns).
+//  2. the exact product (matmul_sparse_input_reference on the file-layout
+//     W^T) with the int8 rounding bound: |error| <= sum_j |w_jo| * M_b / 254
+//     with M_b the largest |x_j d_jb| of the block over the whole list (the
+//     bound of every group), plus the fp32 term. Any thread count.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "kernels/convert.h"
+#include "kernels/matmul_quant.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/sparse_input_q8.h"
+#include "kernels/sparse_matmul.h"
+#include "kernels/weight_matrix.h"
+#include "test_util.h"
+
+namespace ffn {
+namespace {
+
+struct Q8Matrix {
+  std::vector<uint8_t> bytes;
+  WeightMatrix w;
+  const BlockQ8_0* block(int64_t row, int64_t b) const {
+    return reinterpret_cast<const BlockQ8_0*>(w.row(row)) + b;
+  }
+};
+Q8Matrix random_q8(int64_t rows, int64_t cols, uint64_t seed) {
+  Q8Matrix m;
+  m.w = WeightMatrix{.type = DType::Q8_0, .rows = rows, .cols = cols};
+  m.bytes.resize(m.w.bytes());
+  const auto f = test::random_floats(size_t(rows * cols), seed);
+  for (int64_t r = 0; r < rows; ++r)
+    encode_row(DType::Q8_0, f.data() + r * cols, m.bytes.data() + r * m.w.row_bytes(), uint64_t(cols));
+  m.w.data = m.bytes.data();
+  return m;
+}
+
+std::vector<int32_t> random_subset(int64_t n, int64_t count, uint64_t seed) {
+  std::vector<int32_t> all(static_cast<size_t>(n));
+  std::iota(all.begin(), all.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(all.begin(), all.end(), rng);
+  all.resize(static_cast<size_t>(count));
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
+// Reference 1: the header's arithmetic, scalar. out: y; scale: the
+// tolerance scale per output.
+void emulate(const Q8Matrix& m, const float* x, int64_t n_tok, const std::vector<int32_t>& active,
+             std::vector<double>& out, std::vector<double>& scale) {
+  const int64_t n_out = m.w.cols, n_active = int64_t(active.size());
+  out.assign(size_t(n_tok * n_out), 0.0);
+  scale.assign(out.size(), 0.0);
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t g = 0; g < n_active; g += 8) {
+      const int64_t rows = std::min<int64_t>(8, n_active - g);
+      for (int64_t b = 0; b < n_out / kQuantBlock; ++b) {
+        float a[8], largest = 0.0f;
+        for (int64_t r = 0; r < rows; ++r) {
+          a[r] = f16_to_f32(m.block(active[size_t(g + r)], b)->d) * x[t * n_active + g + r];
+          largest = std::max(largest, std::abs(a[r]));
+        }
+        const float step = largest * (1.0f / 127.0f), inv = largest > 0.0f ? 127.0f / largest : 0.0f;
+        int32_t q[8];
+        for (int64_t r = 0; r < rows; ++r) q[r] = int32_t(std::nearbyint(a[r] * inv));
+        for (int64_t c = 0; c < kQuantBlock; ++c) {
+          int64_t sum = 0, biased = 0;
+          for (int64_t r = 0; r < rows; ++r) {
+            const int32_t w = m.block(active[size_t(g + r)], b)->qs[c];
+            sum += int64_t(q[r]) * w;
+            biased += int64_t(std::abs(q[r])) * (std::abs(w) + 128);
+          }
+          const size_t o = size_t(t * n_out + b * kQuantBlock + c);
+          out[o] += double(step) * double(sum);
+          scale[o] += double(step) * double(biased);
+        }
+      }
+    }
+}
+
+// Reference 2's tolerance: sum_j |w_jo| * M_b / 254 per output.
+std::vector<double> rounding_bound(const Q8Matrix& m, const float* x, int64_t n_tok,
+                                   const std::vector<int32_t>& active) {
+  const int64_t n_out = m.w.cols, n_active = int64_t(active.size());
+  std::vector<double> bound(size_t(n_tok * n_out), 0.0);
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t b = 0; b < n_out / kQuantBlock; ++b) {
+      double largest = 0;
+      for (int64_t k = 0; k < n_active; ++k)
+        largest = std::max(largest, std::abs(double(f16_to_f32(m.block(active[size_t(k)], b)->d)) *
+                                             x[t * n_active + k]));
+      for (int64_t k = 0; k < n_active; ++k)
+        for (int64_t c = 0; c < kQuantBlock; ++c)
+          bound[size_t(t * n_out + b * kQuantBlock + c)] +=
+              std::abs(double(m.block(active[size_t(k)], b)->qs[c])) * largest / 254.0;
+    }
+  return bound;
+}
+
+void check(int64_t n_in, int64_t n_out, int64_t n_tok, int64_t count, ThreadPool& pool) {
+  const std::string what = std::to_string(n_in) + "x" + std::to_string(n_out) + " tokens " +
+                           std::to_string(n_tok) + " active " + std::to_string(count) + " threads " +
+                           std::to_string(pool.size());
+  const Q8Matrix m = random_q8(n_in, n_out, uint64_t(5 + n_in + n_out));
+  const WeightMatrix packed = packed_for_sparse_input(m.w);
+  ASSERT_NE(packed.packed, nullptr) << what;
+  ASSERT_EQ(packed.data, nullptr) << what;
+  const auto active = random_subset(n_in, count, uint64_t(3 + count));
+  auto x = test::random_floats(size_t(n_tok * count), uint64_t(11 + n_tok));
+  if (count > 2) x[1] = 0.0f;  // an active input may be exactly 0
+  if (count > 12) std::fill(x.begin() + 8, x.begin() + 12, 0.0f);  // half a group of zeros
+
+  std::vector<float> y(size_t(n_tok * n_out), NAN);  // fully overwritten
+  matmul_sparse_input(packed, x.data(), n_tok, active.data(), count, y.data(), pool);
+
+  if (n_tok > 1 || pool.size() == 1) {
+    std::vector<double> ref, scale;
+    emulate(m, x.data(), n_tok, active, ref, scale);
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_NEAR(y[i], ref[i], 1e-5 * scale[i] + 1e-30) << what << " (emulation) at " << i;
+  }
+  std::vector<float> exact(y.size()), l1(y.size());
+  matmul_sparse_input_reference(m.w, x.data(), n_tok, active.data(), count, exact.data());
+  const auto bound = rounding_bound(m, x.data(), n_tok, active);
+  for (size_t i = 0; i < y.size(); ++i)
+    ASSERT_NEAR(y[i], exact[i], bound[i] * 1.0001 + 1e-4 * (bound[i] + 1e-30)) << what << " (exact) at " << i;
+}
+
+// n_out: one chunk, three chunks, and 640 (with several tokens a 512-column
+// tile and a 128-column one; with 3 threads 64-column units split unevenly).
+// Counts: none, one, a group minus/plus one row, 37%, all. Tokens: one, a
+// partial token block, one block plus one (blocks of 8), two blocks plus one.
+TEST(SparseInputQ8, MatchesEmulationAndExactProduct) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  ThreadPool pool1(1), pool3(3);
+  for (int64_t n_in : {45, 333})
+    for (int64_t n_out : {64, 192, 640})
+      for (int64_t n_tok : {1, 3, 9, 17})
+        for (int64_t count : {int64_t(0), int64_t(1), int64_t(7), int64_t(9), n_in * 37 / 100, n_in})
+          for (ThreadPool* pool : {&pool1, &pool3}) ASSERT_NO_FATAL_FAILURE(check(n_in, n_out, n_tok, count, *pool));
+}
+
+TEST(SparseInputQ8, PacksOnlyQ8WithWholeChunks) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  EXPECT_TRUE(can_pack_sparse_input(random_q8(5, 128, 1).w));
+  EXPECT_FALSE(can_pack_sparse_input(random_q8(5, 96, 1).w));  // 96 outputs: 1.5 chunks
+  WeightMatrix bf16{.type = DType::BF16, .rows = 4, .cols = 64};
+  std::vector<uint8_t> bytes(bf16.bytes(), 1);
+  bf16.data = bytes.data();
+  EXPECT_FALSE(can_pack_sparse_input(bf16));
+  const WeightMatrix unchanged = packed_for_sparse_input(bf16);
+  EXPECT_EQ(unchanged.data, bf16.data);
+  EXPECT_EQ(unchanged.packed, nullptr);
+}
+
+}  // namespace
+}  // namespace ffn
