@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <numeric>
 #include <random>
@@ -247,6 +248,60 @@ void sparse_input_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_SparseInput)->Apply(sparse_input_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GatherRows)->Apply(sparse_args)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The memory system's ceiling for the sparse kernels: a plain read (one
+// 8-byte load per 64-byte line, nothing computed) of `density`% of rows of
+// `row_bytes` bytes in random order, 8 rows at a time with 1 KiB software
+// prefetch: the access pattern of the VNNI input-sparse kernel
+// (kernels/sparse_input_q8.h), without its arithmetic. Rows of 2176 bytes
+// are the Q8_0 W^T of TinyLlama's down projection, 6016 its gate/up.
+// vs_read: the ratio to the sequential read bandwidth (BM_ReadBandwidth).
+// Args: row bytes, density (%), threads.
+void BM_ReadRows(benchmark::State& state) {
+  const int64_t row_bytes = state.range(0), density = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  const int64_t rows = kIn * kOut / row_bytes;  // ~11.5 MB per copy
+  const int64_t copies = copies_for(uint64_t(rows * row_bytes));
+  ffn::AlignedVector<uint8_t> w(size_t(rows * row_bytes * copies), 1);
+  const auto sets = active_sets(rows, density);
+  ffn::ThreadPool pool(threads);
+  std::vector<uint64_t> sink(static_cast<size_t>(threads));
+  auto read = [&](const uint8_t* base, const std::vector<int32_t>& set, int64_t b, int64_t e) {
+    uint64_t acc = 0;
+    auto row = [&](int64_t k) { return base + int64_t(set[size_t(std::min(k, e - 1))]) * row_bytes; };
+    for (int64_t k = b; k < e; k += 8) {
+      const int64_t n = std::min<int64_t>(8, e - k);
+      for (int64_t c = 0; c + 8 <= row_bytes; c += 64)
+        for (int64_t r = 0; r < n; ++r) {
+          const int64_t ahead = c + 1024;
+          __builtin_prefetch(ahead < row_bytes ? row(k + r) + ahead : row(k + 8 + r) + (ahead - row_bytes), 0, 3);
+          uint64_t v;
+          std::memcpy(&v, row(k + r) + c, 8);
+          acc += v;
+        }
+    }
+    return acc;
+  };
+  int64_t i = 0;
+  for (auto _ : state) {
+    const auto& set = sets[size_t(i % int64_t(sets.size()))];
+    const uint8_t* base = w.data() + (i % copies) * rows * row_bytes;
+    pool.parallel_for(threads, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t)
+        sink[size_t(t)] += read(base, set, int64_t(set.size()) * t / threads, int64_t(set.size()) * (t + 1) / threads);
+    });
+    ++i;
+  }
+  benchmark::DoNotOptimize(sink.data());
+  const double bytes = double(row_bytes) * double(sets[0].size());
+  state.counters["GB/s"] = benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["vs_read"] = benchmark::Counter(bytes * state.iterations() / 1e9 / read_gbps(threads),
+                                                 benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_ReadRows)
+    ->ArgsProduct({{2176, 6016}, {50, 100}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
