@@ -10,6 +10,7 @@
 // weight, so a model-wide target of 0 runs exactly the dense computation.
 #pragma once
 
+#include "core/tensor.h"
 #include "ffn/feed_forward.h"
 #include "ffn/sparse_activations.h"
 #include "ffn/sparsity_meter.h"
@@ -24,12 +25,18 @@ struct TealThresholds {
 
 class TealFfn : public FeedForward {
  public:
-  // Where a threshold is positive its matrices come transposed:
-  //   gate, up: [hidden, d_model], or W^T [d_model, hidden] when t.ffn_in > 0;
-  //   down: [d_model, hidden], or W^T [hidden, d_model] when t.ffn_mid > 0.
+  // The gate and up projections: row-major [hidden, d_model] each, or, for
+  // t.ffn_in > 0, their W^T side by side, [d_model, 2 hidden]
+  // (concat_columns): an active input reads one row holding both, in one
+  // product.
+  struct Input {
+    Input(WeightMatrix gate, WeightMatrix up) : gate(std::move(gate)), up(std::move(up)) {}
+    explicit Input(WeightMatrix gate_up_t) : gate_up_t(std::move(gate_up_t)) {}
+    WeightMatrix gate, up, gate_up_t;
+  };
+  // down: [d_model, hidden], or W^T [hidden, d_model] when t.ffn_mid > 0.
   // in_site / mid_site may be null.
-  TealFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down, TealThresholds t, SparsitySite* in_site,
-          SparsitySite* mid_site);
+  TealFfn(Input in, WeightMatrix down, TealThresholds t, SparsitySite* in_site, SparsitySite* mid_site);
 
   void forward(const Tensor& x, Tensor& y, Scratch& scratch, ThreadPool& pool) const override;
   int64_t d_model() const override { return d_model_; }
@@ -42,10 +49,12 @@ class TealFfn : public FeedForward {
   int64_t d_model_, hidden_;
   TealThresholds t_;
   // Row-major originals when the threshold is 0, transposed otherwise.
-  WeightMatrix gate_, up_, down_;
+  Input in_;
+  WeightMatrix down_;
   SparsitySite* in_site_;
   SparsitySite* mid_site_;
   mutable SparseActivations packed_;
+  mutable Tensor gate_up_;  // [n, 2 hidden]: the fused gate/up product
 };
 
 }  // namespace ffn

@@ -1,6 +1,8 @@
 #include "kernels/weight_matrix.h"
 
 #include <algorithm>
+#include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -49,6 +51,28 @@ WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool) {
   if (pool) pool->parallel_for(n_panels, [&](int64_t b, int64_t e, int) { panels(b, e); });
   else panels(0, n_panels);
   return t;
+}
+
+WeightMatrix concat_columns(std::initializer_list<const WeightMatrix*> parts) {
+  if (parts.size() == 0) throw std::invalid_argument("concat_columns: no parts");
+  const WeightMatrix& first = **parts.begin();
+  WeightMatrix c{.type = first.type, .rows = first.rows, .cols = 0};
+  for (const WeightMatrix* p : parts) {
+    if (p->type != c.type || p->rows != c.rows || p->data == nullptr || !dtype_row_ok(p->type, uint64_t(p->cols)))
+      throw std::invalid_argument("concat_columns: parts differ in type or rows, or are not whole blocks");
+    c.cols += p->cols;
+  }
+  auto buf = std::make_shared<AlignedVector<uint8_t>>(c.bytes());
+  for (int64_t r = 0; r < c.rows; ++r) {
+    uint8_t* out = buf->data() + uint64_t(r) * c.row_bytes();
+    for (const WeightMatrix* p : parts) {
+      std::memcpy(out, p->row(r), p->row_bytes());
+      out += p->row_bytes();
+    }
+  }
+  c.data = buf->data();
+  c.owned = std::move(buf);
+  return c;
 }
 
 }  // namespace ffn

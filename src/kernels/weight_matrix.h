@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 
 #include "core/dtype.h"
@@ -57,5 +58,12 @@ void read_row(const WeightMatrix& w, int64_t r, float* out);
 // of 32, the result is F16 instead (as transform/retype does). Column panels
 // are split over `pool` when given.
 WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool = nullptr);
+
+// The parts side by side as a new owned matrix [rows, sum of cols]: row r is
+// the parts' rows r one after the other (a byte copy; every part's cols must
+// be whole blocks of the shared type). Transposed matrices that read the
+// same input become one, so an active input is one longer row — a longer
+// contiguous read, and one product instead of several (TEAL's q/k/v, gate/up).
+WeightMatrix concat_columns(std::initializer_list<const WeightMatrix*> parts);
 
 }  // namespace ffn

@@ -15,7 +15,10 @@ struct AttentionSparsity {
   float in_threshold = 0;   // on |x| of the q/k/v input; 0 = dense
   bool q_only = false;      // CHESS: only q's input is sparsified
   float out_threshold = 0;  // on |x| of the o input; 0 = dense
-  WeightMatrix wq_t, wk_t, wv_t, wo_t;  // set where the matching threshold is > 0
+  // W^T, set where the matching threshold is > 0: q's alone (q_only), else
+  // q, k and v side by side ([dim, dim + 2 kv_dim], concat_columns: one
+  // product, one row per active input).
+  WeightMatrix wq_t, wqkv_t, wo_t;
   SparsitySite* in_site = nullptr;
   SparsitySite* out_site = nullptr;
   SparseActivations packed;  // scratch

@@ -128,13 +128,21 @@ void LlamaModel::project_qkv_weights(LlamaLayer& L, int64_t n, ThreadPool& pool)
   auto& p = S->packed;
   threshold_activations(xn_.ptr(), n, config_.dim, S->in_threshold, nullptr, p);
   if (S->in_site) S->in_site->record(p.kept, p.seen);
-  matmul_sparse_input(S->wq_t, p.values.data(), n, p.active.data(), p.n_active(), q_.ptr(), pool);
   if (S->q_only) {
+    matmul_sparse_input(S->wq_t, p.values.data(), n, p.active.data(), p.n_active(), q_.ptr(), pool);
     const MatmulJob jobs[] = {{&L.wk, xn_.ptr(), k_.ptr()}, {&L.wv, xn_.ptr(), v_.ptr()}};
     matmul_many(jobs, 2, n, pool);
-  } else {
-    matmul_sparse_input(S->wk_t, p.values.data(), n, p.active.data(), p.n_active(), k_.ptr(), pool);
-    matmul_sparse_input(S->wv_t, p.values.data(), n, p.active.data(), p.n_active(), v_.ptr(), pool);
+    return;
+  }
+  // One product for q, k and v: y = [q | k | v] per token, then split.
+  const int64_t dim = config_.dim, kv = config_.kv_dim;
+  qkv_.resize(n, dim + 2 * kv);
+  matmul_sparse_input(S->wqkv_t, p.values.data(), n, p.active.data(), p.n_active(), qkv_.ptr(), pool);
+  for (int64_t t = 0; t < n; ++t) {
+    const float* row = qkv_.ptr() + t * (dim + 2 * kv);
+    std::copy(row, row + dim, q_.ptr() + t * dim);
+    std::copy(row + dim, row + dim + kv, k_.ptr() + t * kv);
+    std::copy(row + dim + kv, row + dim + 2 * kv, v_.ptr() + t * kv);
   }
 }
 

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <initializer_list>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "kernels/sparse_input_q8.h"
 #include "ffn/gated_ffn.h"
 #include "model/llama_config.h"
@@ -96,11 +98,21 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
     if (!attn && !ffn_teal && !p.gate_sparse) continue;
     const GatedFfn& dense = dense_ffn(model, l);
     auto name = [l](const char* site) { return fmt::format("blk.{}.{}", l, site); };
-    // W^T from the file when it stores it so, else transposed now; Q8_0
-    // re-laid for the VNNI input-sparse kernel where it runs.
+    // W^T from the file when it stores it so, else transposed now.
     auto transpose = [&](const char* tensor, const WeightMatrix& w) {
       const WeightMatrix* t = model.pretransposed(fmt::format("blk.{}.{}.weight", l, tensor));
-      return packed_for_sparse_input(t ? *t : transposed(w, pool), pool);
+      return t ? *t : transposed(w, pool);
+    };
+    // Matrices that read the same sparse input, side by side (one longer row
+    // per input: one product, one longer contiguous read), then re-laid for
+    // the VNNI input-sparse kernel where it runs (Q8_0). The parts' file
+    // pages, if any, leave the resident set.
+    auto fused = [&](std::initializer_list<const WeightMatrix*> parts) {
+      WeightMatrix f = parts.size() == 1 ? **parts.begin() : concat_columns(parts);
+      if (parts.size() > 1)
+        for (const WeightMatrix* p : parts)
+          if (!p->owned) release_mapped_pages(p->data, p->bytes());
+      return packed_for_sparse_input(std::move(f), pool);
     };
     if (attn || teal) {
       auto S = std::make_unique<AttentionSparsity>();
@@ -108,13 +120,18 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
       S->out_threshold = p.attn_out_threshold;
       S->q_only = p.attn_q_only;
       if (S->in_threshold > 0) {
-        S->wq_t = transpose("attn_q", L.wq);
-        if (!S->q_only) {
-          S->wk_t = transpose("attn_k", L.wk);
-          S->wv_t = transpose("attn_v", L.wv);
+        const WeightMatrix wq_t = transpose("attn_q", L.wq);
+        if (S->q_only) {
+          S->wq_t = fused({&wq_t});
+        } else {
+          const WeightMatrix wk_t = transpose("attn_k", L.wk), wv_t = transpose("attn_v", L.wv);
+          S->wqkv_t = fused({&wq_t, &wk_t, &wv_t});
         }
       }
-      if (S->out_threshold > 0) S->wo_t = transpose("attn_output", L.wo);
+      if (S->out_threshold > 0) {
+        const WeightMatrix wo_t = transpose("attn_output", L.wo);
+        S->wo_t = fused({&wo_t});
+      }
       const uint64_t in_weights = uint64_t(S->q_only ? c.dim : c.dim + 2 * c.kv_dim);
       S->in_site = meter->add(name("attn_in"), in_weights, double(in_weights) * bytes_per_weight(L.wq), teal);
       S->out_site = meter->add(name("attn_out"), uint64_t(c.dim), double(c.dim) * bytes_per_weight(L.wo), teal);
@@ -127,16 +144,23 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
                                  2.0 * double(c.hidden_dim) * bytes_per_weight(dense.gate()), true);
       auto* mid_site = meter->add(name("ffn_mid"), uint64_t(c.dim), double(c.dim) * bytes_per_weight(dense.down()), true);
       const bool in = p.teal.ffn_in > 0, mid = p.teal.ffn_mid > 0;
-      L.ffn = std::make_unique<TealFfn>(in ? transpose("ffn_gate", dense.gate()) : dense.gate(),
-                                        in ? transpose("ffn_up", dense.up()) : dense.up(),
-                                        mid ? transpose("ffn_down", dense.down()) : dense.down(), p.teal, in_site,
-                                        mid_site);
+      TealFfn::Input input(dense.gate(), dense.up());
+      if (in) {
+        const WeightMatrix gate_t = transpose("ffn_gate", dense.gate()), up_t = transpose("ffn_up", dense.up());
+        input = TealFfn::Input(fused({&gate_t, &up_t}));
+      }
+      WeightMatrix down = dense.down();
+      if (mid) {
+        const WeightMatrix down_t = transpose("ffn_down", dense.down());
+        down = fused({&down_t});
+      }
+      L.ffn = std::make_unique<TealFfn>(std::move(input), std::move(down), p.teal, in_site, mid_site);
     } else if (p.gate_sparse) {
       // A neuron off skips its row of up and its column of down.
       auto* site = meter->add(name("ffn_neurons"), uint64_t(2 * c.dim),
                               double(c.dim) * (bytes_per_weight(dense.up()) + bytes_per_weight(dense.down())), true);
-      L.ffn = std::make_unique<GateSparseFfn>(dense.gate(), dense.up(), transpose("ffn_down", dense.down()), p.gate,
-                                              site);
+      const WeightMatrix down_t = transpose("ffn_down", dense.down());
+      L.ffn = std::make_unique<GateSparseFfn>(dense.gate(), dense.up(), fused({&down_t}), p.gate, site);
     }
   }
   model.set_sparsity_plan_applied();
