@@ -22,7 +22,9 @@ struct WeightMatrix {
   std::shared_ptr<const void> owned = nullptr;  // set when the data is not in the file mapping
   // The same weights in row tiles for the VNNI kernel (kernels/packed_quant.h),
   // or null. When set, matmul reads it instead of `data`; everything else
-  // (row(), gathers, conversion) reads `data`.
+  // (row(), gathers, conversion) reads `data`. A transposed Q8_0 matrix for
+  // matmul_sparse_input may instead hold the layout of
+  // kernels/sparse_input_q8.h here, with `data` null (nothing else reads it).
   const uint8_t* packed = nullptr;
   std::shared_ptr<const void> packed_owned = nullptr;
 
