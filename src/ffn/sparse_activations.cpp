@@ -2,25 +2,31 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 namespace ffn {
 
 namespace {
 
-// Builds the union of kept channels, then the packed values.
+// Builds the union of kept channels, then the packed values. Branch-free:
+// at 50% sparsity a branch per entry mispredicts about every other entry,
+// which made this serial pass ~1/3 of a TEAL prefill's time.
 template <typename Keep>
 void pack(const float* x, int64_t n_tok, int64_t width, Keep keep, SparseActivations& out) {
   out.n_tok = n_tok;
   out.active.clear();
   std::vector<uint8_t> any(static_cast<size_t>(width), 0);
   uint64_t kept = 0;
-  for (int64_t t = 0; t < n_tok; ++t)
-    for (int64_t j = 0; j < width; ++j)
-      if (keep(t, j)) {
-        any[j] = 1;
-        ++kept;
-      }
+  for (int64_t t = 0; t < n_tok; ++t) {
+    uint32_t row_kept = 0;
+    for (int64_t j = 0; j < width; ++j) {
+      const uint8_t k = keep(t, j) ? 1 : 0;
+      any[j] |= k;
+      row_kept += k;
+    }
+    kept += row_kept;
+  }
   for (int64_t j = 0; j < width; ++j)
     if (any[j]) out.active.push_back(static_cast<int32_t>(j));
   const int64_t na = out.n_active();
@@ -30,7 +36,10 @@ void pack(const float* x, int64_t n_tok, int64_t width, Keep keep, SparseActivat
     float* v = out.values.data() + t * na;
     for (int64_t k = 0; k < na; ++k) {
       const int64_t j = out.active[k];
-      v[k] = keep(t, j) ? xt[j] : 0.0f;
+      uint32_t bits;
+      std::memcpy(&bits, xt + j, 4);
+      bits &= 0u - uint32_t(keep(t, j) ? 1 : 0);  // the value, or +0
+      std::memcpy(v + k, &bits, 4);
     }
   }
   out.kept = kept;

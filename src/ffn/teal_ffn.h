@@ -25,18 +25,19 @@ struct TealThresholds {
 
 class TealFfn : public FeedForward {
  public:
-  // The gate and up projections: row-major [hidden, d_model] each, or, for
-  // t.ffn_in > 0, their W^T side by side, [d_model, 2 hidden]
-  // (concat_columns): an active input reads one row holding both, in one
-  // product.
-  struct Input {
-    Input(WeightMatrix gate, WeightMatrix up) : gate(std::move(gate)), up(std::move(up)) {}
-    explicit Input(WeightMatrix gate_up_t) : gate_up_t(std::move(gate_up_t)) {}
-    WeightMatrix gate, up, gate_up_t;
+  // The row-major weights (gate, up: [hidden, d_model]; down: [d_model,
+  // hidden]) and, where a threshold is positive, W^T for the sparse
+  // products: gate_up_t, gate's and up's side by side ([d_model, 2 hidden],
+  // concat_columns: an active input reads one row holding both) when
+  // t.ffn_in > 0; down_t ([hidden, d_model]) when t.ffn_mid > 0. A
+  // row-major matrix may be shape-only (no data: a file that stores only
+  // W^T); batches then run sparse too (ffn/sparse_batch.h).
+  struct Weights {
+    WeightMatrix gate, up, down;
+    WeightMatrix gate_up_t, down_t;
   };
-  // down: [d_model, hidden], or W^T [hidden, d_model] when t.ffn_mid > 0.
   // in_site / mid_site may be null.
-  TealFfn(Input in, WeightMatrix down, TealThresholds t, SparsitySite* in_site, SparsitySite* mid_site);
+  TealFfn(Weights w, TealThresholds t, SparsitySite* in_site, SparsitySite* mid_site);
 
   void forward(const Tensor& x, Tensor& y, Scratch& scratch, ThreadPool& pool) const override;
   int64_t d_model() const override { return d_model_; }
@@ -48,9 +49,7 @@ class TealFfn : public FeedForward {
  private:
   int64_t d_model_, hidden_;
   TealThresholds t_;
-  // Row-major originals when the threshold is 0, transposed otherwise.
-  Input in_;
-  WeightMatrix down_;
+  Weights w_;
   SparsitySite* in_site_;
   SparsitySite* mid_site_;
   mutable SparseActivations packed_;

@@ -144,17 +144,19 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
                                  2.0 * double(c.hidden_dim) * bytes_per_weight(dense.gate()), true);
       auto* mid_site = meter->add(name("ffn_mid"), uint64_t(c.dim), double(c.dim) * bytes_per_weight(dense.down()), true);
       const bool in = p.teal.ffn_in > 0, mid = p.teal.ffn_mid > 0;
-      TealFfn::Input input(dense.gate(), dense.up());
+      TealFfn::Weights w;
+      w.gate = dense.gate();
+      w.up = dense.up();
+      w.down = dense.down();
       if (in) {
         const WeightMatrix gate_t = transpose("ffn_gate", dense.gate()), up_t = transpose("ffn_up", dense.up());
-        input = TealFfn::Input(fused({&gate_t, &up_t}));
+        w.gate_up_t = fused({&gate_t, &up_t});
       }
-      WeightMatrix down = dense.down();
       if (mid) {
         const WeightMatrix down_t = transpose("ffn_down", dense.down());
-        down = fused({&down_t});
+        w.down_t = fused({&down_t});
       }
-      L.ffn = std::make_unique<TealFfn>(std::move(input), std::move(down), p.teal, in_site, mid_site);
+      L.ffn = std::make_unique<TealFfn>(std::move(w), p.teal, in_site, mid_site);
     } else if (p.gate_sparse) {
       // A neuron off skips its row of up and its column of down.
       auto* site = meter->add(name("ffn_neurons"), uint64_t(2 * c.dim),
