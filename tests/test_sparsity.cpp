@@ -146,41 +146,48 @@ TEST_P(GateSparseFfnTest, EqualsTheDenseFfnWithTheSameMask) {
   for (int64_t j = 0; j < h; ++j) rule.channel_thresholds.push_back(0.01f * float(j % 11));
   SparsityMeter meter;
   SparsitySite* site = meter.add("s", 2 * d, 0, true);
-  GateSparseFfn ffn(gate, up, transposed(down), rule, site);
-  const auto G = decoded(gate), U = decoded(up), D = untransposed(down);
-  ThreadPool pool(3);
-  for (int64_t n : {1, 5}) {
-    Tensor x(n, d), y;
-    const auto xs = test::random_floats(size_t(n * d), 7 + n);
-    std::copy(xs.begin(), xs.end(), x.data.begin());
-    Scratch s;
-    ffn.forward(x, y, s, pool);
-    // Reference: dense gate, the rule's mask, dense up/down in double.
-    uint64_t kept = 0;
-    for (int64_t t = 0; t < n; ++t) {
-      std::vector<double> xt(x.row(t), x.row(t) + d);
-      const auto g = matvec(G, h, d, xt), u = matvec(U, h, d, xt);
-      // The mask is decided on the fast path's gate (fp32, possibly int8
-      // activations): recompute it from that so the reference isolates the
-      // sparse products.
-      SparseActivations packed;
-      Tensor g32(1, h);
-      matmul(gate, x.row(t), 1, g32.ptr(), pool);
-      ffn.select(g32.ptr(), 1, packed);
-      std::vector<double> hv(static_cast<size_t>(h), 0.0);
-      for (int64_t k = 0; k < packed.n_active(); ++k) {
-        const int64_t j = packed.active[k];
-        if (packed.values[k] != 0.0f) hv[j] = double(silu(float(g[j]))) * u[j];
+  // with_down: the row-major down at hand, so the 5-token batch runs up and
+  // down dense on the masked activations (ffn/sparse_batch.h); its
+  // reference multiplies W_down itself, the token path's the transposed copy.
+  for (const bool with_down : {false, true}) {
+    GateSparseFfn ffn(gate, up, transposed(down), rule, site, with_down ? down : WeightMatrix{});
+    const auto G = decoded(gate), U = decoded(up);
+    ThreadPool pool(3);
+    for (int64_t n : {1, 5}) {
+      const auto D = with_down && n > 1 ? decoded(down) : untransposed(down);
+      Tensor x(n, d), y;
+      const auto xs = test::random_floats(size_t(n * d), 7 + n);
+      std::copy(xs.begin(), xs.end(), x.data.begin());
+      Scratch s;
+      ffn.forward(x, y, s, pool);
+      // Reference: dense gate, the rule's mask, dense up/down in double.
+      uint64_t kept = 0;
+      for (int64_t t = 0; t < n; ++t) {
+        std::vector<double> xt(x.row(t), x.row(t) + d);
+        const auto g = matvec(G, h, d, xt), u = matvec(U, h, d, xt);
+        // The mask is decided on the fast path's gate (fp32, possibly int8
+        // activations): recompute it from that so the reference isolates the
+        // sparse products.
+        SparseActivations packed;
+        Tensor g32(1, h);
+        matmul(gate, x.row(t), 1, g32.ptr(), pool);
+        ffn.select(g32.ptr(), 1, packed);
+        std::vector<double> hv(static_cast<size_t>(h), 0.0);
+        for (int64_t k = 0; k < packed.n_active(); ++k) {
+          const int64_t j = packed.active[k];
+          if (packed.values[k] != 0.0f) hv[j] = double(silu(float(g[j]))) * u[j];
+        }
+        kept += packed.kept;
+        const auto yr = matvec(D, d, h, hv);
+        double scale = 0;
+        for (double v : yr) scale = std::max(scale, std::fabs(v));
+        const double tol = (type == DType::F32 ? 1e-5 : type == DType::Q4_0 ? 0.06 : 0.02) * std::max(scale, 1.0);
+        for (int64_t o = 0; o < d; ++o)
+          ASSERT_NEAR(y.row(t)[o], yr[o], tol) << "token " << t << " out " << o << (with_down ? " with down" : "");
       }
-      kept += packed.kept;
-      const auto yr = matvec(D, d, h, hv);
-      double scale = 0;
-      for (double v : yr) scale = std::max(scale, std::fabs(v));
-      const double tol = (type == DType::F32 ? 1e-5 : type == DType::Q4_0 ? 0.06 : 0.02) * std::max(scale, 1.0);
-      for (int64_t o = 0; o < d; ++o) ASSERT_NEAR(y.row(t)[o], yr[o], tol) << "token " << t << " out " << o;
+      EXPECT_GT(kept, 0u);
+      EXPECT_LT(kept, uint64_t(n * h));
     }
-    EXPECT_GT(kept, 0u);
-    EXPECT_LT(kept, uint64_t(n * h));
   }
   EXPECT_GT(meter.achieved_sparsity(), 0.0);
 }
@@ -572,12 +579,12 @@ TEST(SparseFile, ConvertedModelRunsExactlyAsTheRuntimePathAndStoresTransposedWei
     // The file holds only W^T, so its batches run the input-sparse products;
     // the runtime path, which has W, runs them dense on the masked inputs
     // (ffn/sparse_batch.h). Same masks and products, another summation
-    // order: equal to fp32 rounding (a rounded value near a threshold may
-    // flip one mask entry, hence the sparsity tolerance).
+    // order: equal up to fp32 rounding, and the mask entries that rounding
+    // flips near a threshold (measured: 2.7e-5 of the NLL for chess:0.4).
     const auto from_file = perplexity(*file.model, c.stream, file.require_tokenizer().bos(), 128, ThreadPool::global());
     double achieved = 0;
     const auto runtime = sparse_ppl(spec, &achieved);
-    EXPECT_NEAR(from_file.nll, runtime.nll, 1e-5 * runtime.nll) << spec;
+    EXPECT_NEAR(from_file.nll, runtime.nll, 1e-4 * runtime.nll) << spec;
     EXPECT_NEAR(file.sparsity->achieved_sparsity(), achieved, 1e-5) << spec;
   }
 }

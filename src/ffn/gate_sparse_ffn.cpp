@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "kernels/packed_quant.h"
+#include "ffn/sparse_batch.h"
 #include "kernels/sparse_matmul.h"
 
 namespace ffn {
@@ -26,11 +27,13 @@ const char* GateRule::name(Kind k) {
 }
 
 GateSparseFfn::GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down_t, GateRule rule,
-                             SparsitySite* site)
+                             SparsitySite* site, WeightMatrix down)
     // up's rows are gathered from its file layout: a packed copy would only
     // hold memory.
-    : gate_(std::move(gate)), up_(without_packed(std::move(up))), down_t_(std::move(down_t)), rule_(std::move(rule)),
-      site_(site) {
+    : gate_(std::move(gate)), up_(without_packed(std::move(up))), down_t_(std::move(down_t)), down_(std::move(down)),
+      rule_(std::move(rule)), site_(site) {
+  if ((down_.data || down_.packed) && (down_.rows != gate_.cols || down_.cols != gate_.rows))
+    throw std::invalid_argument("GateSparseFfn: inconsistent down shape");
   if (gate_.rows != up_.rows || gate_.cols != up_.cols || down_t_.rows != gate_.rows ||
       down_t_.cols != gate_.cols)
     throw std::invalid_argument("GateSparseFfn: inconsistent gate/up/down_t shapes");
@@ -93,11 +96,21 @@ void GateSparseFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& 
   select(s.a.ptr(), n, packed_);
   if (site_) site_->record(packed_.kept, packed_.seen);
   const int64_t na = packed_.n_active();
+  y.resize(n, d_model());
+  if (batch_runs_dense(down_, packed_, hidden())) {
+    // A wide batch: up for every neuron (row order, as held for the
+    // gathers), h = SiLU(g) * u on the packed set, the masked down dense.
+    s.b.resize(n, hidden());
+    matmul(up_, x.ptr(), n, s.b.ptr(), pool);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t k = 0; k < na; ++k) packed_.values[size_t(t * na + k)] *= s.b.ptr()[t * hidden() + packed_.active[size_t(k)]];
+    matmul_masked({{&down_, y.ptr()}}, packed_, hidden(), pool);
+    return;
+  }
   // Up rows of the active neurons only, then h = SiLU(g) * u on the packed set.
   s.b.resize(n, std::max<int64_t>(na, 1));
   matmul_gather_rows(up_, x.ptr(), n, packed_.active.data(), na, s.b.ptr(), pool);
   for (int64_t i = 0; i < n * na; ++i) packed_.values[i] *= s.b.data[i];
-  y.resize(n, d_model());
   matmul_sparse_input(down_t_, packed_.values.data(), n, packed_.active.data(), na, y.ptr(), pool);
 }
 

@@ -50,9 +50,13 @@ struct GateRule {
 class GateSparseFfn : public FeedForward {
  public:
   // gate, up: [hidden, d_model] row-major; down_t: W_down transposed,
-  // [hidden, d_model]. site may be null (no counting).
-  GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down_t, GateRule rule,
-                SparsitySite* site);
+  // [hidden, d_model]. site may be null (no counting). down: W_down
+  // row-major [d_model, hidden] when at hand (sparsity applied at run time):
+  // batches whose union of neurons is wide then run up and down dense on
+  // the masked activations (ffn/sparse_batch.h); without it they read the
+  // union's rows.
+  GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down_t, GateRule rule, SparsitySite* site,
+                WeightMatrix down = {});
 
   void forward(const Tensor& x, Tensor& y, Scratch& scratch, ThreadPool& pool) const override;
   int64_t d_model() const override { return gate_.cols; }
@@ -66,7 +70,7 @@ class GateSparseFfn : public FeedForward {
   void select(const float* g, int64_t n_tok, SparseActivations& out) const;
 
  private:
-  WeightMatrix gate_, up_, down_t_;
+  WeightMatrix gate_, up_, down_t_, down_;
   GateRule rule_;
   SparsitySite* site_;
   mutable SparseActivations packed_;
