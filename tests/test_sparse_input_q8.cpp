@@ -20,8 +20,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -54,16 +52,6 @@ Q8Matrix random_q8(int64_t rows, int64_t cols, uint64_t seed) {
     encode_row(DType::Q8_0, f.data() + r * cols, m.bytes.data() + r * m.w.row_bytes(), uint64_t(cols));
   m.w.data = m.bytes.data();
   return m;
-}
-
-std::vector<int32_t> random_subset(int64_t n, int64_t count, uint64_t seed) {
-  std::vector<int32_t> all(static_cast<size_t>(n));
-  std::iota(all.begin(), all.end(), 0);
-  std::mt19937_64 rng(seed);
-  std::shuffle(all.begin(), all.end(), rng);
-  all.resize(static_cast<size_t>(count));
-  std::sort(all.begin(), all.end());
-  return all;
 }
 
 // Reference 1: the header's arithmetic, scalar. out: y; scale: the
@@ -127,7 +115,7 @@ void check(int64_t n_in, int64_t n_out, int64_t n_tok, int64_t count, ThreadPool
   const WeightMatrix packed = packed_for_sparse_input(m.w);
   ASSERT_NE(packed.packed, nullptr) << what;
   ASSERT_EQ(packed.data, nullptr) << what;
-  const auto active = random_subset(n_in, count, uint64_t(3 + count));
+  const auto active = test::random_subset(n_in, count, uint64_t(3 + count));
   auto x = test::random_floats(size_t(n_tok * count), uint64_t(11 + n_tok));
   if (count > 2) x[1] = 0.0f;  // an active input may be exactly 0
   if (count > 12) std::fill(x.begin() + 8, x.begin() + 12, 0.0f);  // half a group of zeros

@@ -77,17 +77,6 @@ std::vector<float> abs_of(std::vector<float> v) {
   return v;
 }
 
-// `count` distinct indices of [0, n), ascending.
-std::vector<int32_t> random_subset(int64_t n, int64_t count, uint64_t seed) {
-  std::vector<int32_t> all(static_cast<size_t>(n));
-  std::iota(all.begin(), all.end(), 0);
-  std::mt19937_64 rng(seed);
-  std::shuffle(all.begin(), all.end(), rng);
-  all.resize(static_cast<size_t>(count));
-  std::sort(all.begin(), all.end());
-  return all;
-}
-
 // Active-set sizes: none, one, 37%, all.
 std::vector<int64_t> subset_sizes(int64_t n) { return {0, 1, std::max<int64_t>(1, n * 37 / 100), n}; }
 
@@ -111,7 +100,7 @@ TEST(SparseKernels, GatherRowsMatchesReference) {
       for (int64_t n_tok : {1, 3, 7}) {
         const auto x = normal_floats(size_t(n_tok * n_in), 5 + n_tok);
         for (int64_t count : subset_sizes(n_out)) {
-          const auto rows = random_subset(n_out, count, 3 + count);
+          const auto rows = test::random_subset(n_out, count, 3 + count);
           std::vector<float> ref(size_t(n_tok * count)), l1(ref.size()), y(ref.size());
           matmul_gather_rows_reference(m.w, x.data(), n_tok, rows.data(), count, ref.data());
           matmul_gather_rows_reference(m_abs.w, abs_of(x).data(), n_tok, rows.data(), count, l1.data());
@@ -159,7 +148,7 @@ void check_sparse_input(DType type, int64_t n_in, int64_t n_out, int64_t n_tok, 
                         std::initializer_list<ThreadPool*> pools) {
   const TestMatrix m = random_matrix(type, n_in, n_out, 13 + n_in);
   const TestMatrix m_abs = abs_matrix(m.w);
-  const auto active = random_subset(n_in, count, 7 + count);
+  const auto active = test::random_subset(n_in, count, 7 + count);
   auto x = normal_floats(size_t(n_tok * count), 9 + n_tok);
   if (count > 2) x[1] = 0.0f;  // an active input may still be exactly 0
   std::vector<float> ref(size_t(n_tok * n_out)), l1(ref.size()), y(ref.size());

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 namespace ffn::test {
@@ -34,6 +35,16 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
   std::vector<float> v(n);
   for (auto& x : v) x = dist(rng);
   return v;
+}
+
+std::vector<int32_t> random_subset(int64_t n, int64_t count, uint64_t seed) {
+  std::vector<int32_t> all(static_cast<size_t>(n));
+  std::iota(all.begin(), all.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(all.begin(), all.end(), rng);
+  all.resize(static_cast<size_t>(count));
+  std::sort(all.begin(), all.end());
+  return all;
 }
 
 std::vector<float> int8_roundtrip(const std::vector<float>& x) {

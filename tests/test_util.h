@@ -20,6 +20,9 @@ std::string temp_dir();
 // Uniform random floats in [-1, 1) (never all zero).
 std::vector<float> random_floats(size_t n, uint64_t seed);
 
+// `count` distinct indices of [0, n), ascending (an active set).
+std::vector<int32_t> random_subset(int64_t n, int64_t count, uint64_t seed);
+
 // x as the VNNI kernels round activations, written from the definition:
 // per 32-block (x.size() a multiple of 32), d = max|x| / 127, q = x / d
 // rounded to nearest even, x ~= d * q.
