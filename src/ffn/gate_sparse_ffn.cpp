@@ -6,8 +6,8 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "kernels/packed_quant.h"
 #include "ffn/sparse_batch.h"
+#include "kernels/packed_quant.h"
 #include "kernels/sparse_matmul.h"
 
 namespace ffn {
@@ -102,8 +102,10 @@ void GateSparseFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& 
     // gathers), h = SiLU(g) * u on the packed set, the masked down dense.
     s.b.resize(n, hidden());
     matmul(up_, x.ptr(), n, s.b.ptr(), pool);
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t k = 0; k < na; ++k) packed_.values[size_t(t * na + k)] *= s.b.ptr()[t * hidden() + packed_.active[size_t(k)]];
+    for (int64_t t = 0; t < n; ++t) {
+      const float* up_t = s.b.ptr() + t * hidden();
+      for (int64_t k = 0; k < na; ++k) packed_.values[size_t(t * na + k)] *= up_t[packed_.active[size_t(k)]];
+    }
     matmul_masked({{&down_, y.ptr()}}, packed_, hidden(), pool);
     return;
   }

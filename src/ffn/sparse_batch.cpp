@@ -1,6 +1,5 @@
 #include "ffn/sparse_batch.h"
 
-#include <algorithm>
 #include <vector>
 
 #include "core/aligned_buffer.h"

@@ -9,8 +9,8 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
-#include "kernels/sparse_input_q8.h"
 #include "ffn/gated_ffn.h"
+#include "kernels/sparse_input_q8.h"
 #include "model/llama_config.h"
 #include "model/llama_model.h"
 #include "model/weights.h"
