@@ -114,6 +114,19 @@ TEST(Kernels, DotAndAxpyAtOddSizes) {
   }
 }
 
+TEST(Kernels, SplitColumnsUndoesSideBySideRows) {
+  const int64_t n = 3, widths[3] = {5, 2, 7}, total = 14;
+  const auto src = test::random_floats(size_t(n * total), 4);
+  std::vector<float> a(size_t(n * widths[0])), b(size_t(n * widths[1])), c(size_t(n * widths[2]));
+  split_columns(src.data(), n, {{a.data(), widths[0]}, {b.data(), widths[1]}, {c.data(), widths[2]}});
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = src.data() + r * total;
+    for (int64_t j = 0; j < widths[0]; ++j) EXPECT_EQ(a[size_t(r * widths[0] + j)], row[j]);
+    for (int64_t j = 0; j < widths[1]; ++j) EXPECT_EQ(b[size_t(r * widths[1] + j)], row[widths[0] + j]);
+    for (int64_t j = 0; j < widths[2]; ++j) EXPECT_EQ(c[size_t(r * widths[2] + j)], row[widths[0] + widths[1] + j]);
+  }
+}
+
 TEST(Kernels, RmsnormSoftmaxSiluMatchDoubleReference) {
   const int64_t n = 37;
   const auto x = test::random_floats(n, 3), w = test::random_floats(n, 4);

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <stdexcept>
 
 #include "ffn/sparse_batch.h"
@@ -35,11 +34,7 @@ void TealFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& pool) 
       gate_up_.resize(n, 2 * hidden_);
       matmul_sparse_input(w_.gate_up_t, packed_.values.data(), n, packed_.active.data(), packed_.n_active(),
                           gate_up_.ptr(), pool);
-      for (int64_t t = 0; t < n; ++t) {
-        const float* row = gate_up_.ptr() + t * 2 * hidden_;
-        std::copy(row, row + hidden_, s.a.ptr() + t * hidden_);
-        std::copy(row + hidden_, row + 2 * hidden_, s.b.ptr() + t * hidden_);
-      }
+      split_columns(gate_up_.ptr(), n, {{s.a.ptr(), hidden_}, {s.b.ptr(), hidden_}});
     }
   } else {
     if (in_site_) in_site_->record(uint64_t(n * d_model_), uint64_t(n * d_model_));

@@ -1,5 +1,6 @@
 #include "kernels/ops.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace ffn {
@@ -34,6 +35,14 @@ void softmax(float* x, int64_t n) {
   }
   const float inv = static_cast<float>(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void split_columns(const float* src, int64_t n_rows, std::initializer_list<ColumnPart> parts) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (const ColumnPart& p : parts) {
+      std::copy(src, src + p.width, p.dst + r * p.width);
+      src += p.width;
+    }
 }
 
 void silu_mul(float* gate, const float* up, int64_t n) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace ffn {
 
@@ -19,6 +20,15 @@ void softmax(float* x, int64_t n);
 
 // gate[i] = silu(gate[i]) * up[i]  (the SwiGLU product)
 void silu_mul(float* gate, const float* up, int64_t n);
+
+// Rows of n_rows x (sum of widths) split column-wise into the parts'
+// buffers (each [n_rows, width]): the output of one product over matrices
+// held side by side (concat_columns) back into one buffer per matrix.
+struct ColumnPart {
+  float* dst;
+  int64_t width;
+};
+void split_columns(const float* src, int64_t n_rows, std::initializer_list<ColumnPart> parts);
 
 // RoPE conventions. Interleaved ("normal", GGUF llama, llama2.c) rotates the
 // pairs (x[2i], x[2i+1]); NeoX / rotate-half (Hugging Face) rotates

@@ -75,7 +75,6 @@ HWY_INLINE const T* Ahead(const T* row, const T* next, int64_t c, int64_t ahead,
   return a < n ? row + a : next + std::min(a - n, c);
 }
 
-
 // y[t * y_stride + c] += sum_r x[r * x_stride + t] * w[r][c] for c in [0, n),
 // NR dense rows (x: the rows' activations, token-minor). kOne: a single
 // token, whose NR activations stay in registers.

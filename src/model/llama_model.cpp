@@ -146,12 +146,7 @@ void LlamaModel::project_qkv_weights(LlamaLayer& L, int64_t n, ThreadPool& pool)
   const int64_t dim = config_.dim, kv = config_.kv_dim;
   qkv_.resize(n, dim + 2 * kv);
   matmul_sparse_input(S->wqkv_t, p.values.data(), n, p.active.data(), p.n_active(), qkv_.ptr(), pool);
-  for (int64_t t = 0; t < n; ++t) {
-    const float* row = qkv_.ptr() + t * (dim + 2 * kv);
-    std::copy(row, row + dim, q_.ptr() + t * dim);
-    std::copy(row + dim, row + dim + kv, k_.ptr() + t * kv);
-    std::copy(row + dim + kv, row + dim + 2 * kv, v_.ptr() + t * kv);
-  }
+  split_columns(qkv_.ptr(), n, {{q_.ptr(), dim}, {k_.ptr(), kv}, {v_.ptr(), kv}});
 }
 
 void LlamaModel::project_output_weights(LlamaLayer& L, int64_t n, ThreadPool& pool) {
