@@ -19,6 +19,8 @@ class KvCache {
 
   float* key(int64_t layer, int64_t pos) { return k_.data() + (layer * capacity_ + pos) * kv_dim_; }
   float* value(int64_t layer, int64_t pos) { return v_.data() + (layer * capacity_ + pos) * kv_dim_; }
+  // Floats from one position's keys (or values) to the next.
+  int64_t row_stride() const { return kv_dim_; }
 
  private:
   int64_t capacity_, kv_dim_;

@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "ffn/gated_ffn.h"
 #include "ffn/sparse_batch.h"
+#include "kernels/attention_head.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/packed_quant.h"
@@ -181,13 +182,8 @@ void LlamaModel::attention(LlamaLayer& L, int64_t layer, int64_t n, KvCache& cac
       const int64_t t = task / c.n_heads, h = task % c.n_heads;
       const int64_t pos = past + t;
       const int64_t kv_off = (h / group) * c.head_dim;
-      const float* q = q_.row(t) + h * c.head_dim;
-      for (int64_t j = 0; j <= pos; ++j)
-        scores[j] = dot_f32(q, cache.key(layer, j) + kv_off, c.head_dim) * scale;
-      softmax(scores, pos + 1);
-      float* out = att_.row(t) + h * c.head_dim;
-      std::memset(out, 0, sizeof(float) * c.head_dim);
-      for (int64_t j = 0; j <= pos; ++j) axpy_f32(scores[j], cache.value(layer, j) + kv_off, out, c.head_dim);
+      attend_head(q_.row(t) + h * c.head_dim, cache.key(layer, 0) + kv_off, cache.value(layer, 0) + kv_off,
+                  cache.row_stride(), pos + 1, c.head_dim, scale, scores, att_.row(t) + h * c.head_dim);
     }
   };
   const int64_t macs = n * c.n_heads * (past + n) * c.head_dim * 2;
