@@ -1,8 +1,8 @@
 // matmul_many (kernels/weight_matrix.h): several products, one pool pass.
 #include <algorithm>
-#include <atomic>
 #include <vector>
 
+#include "core/stream_split.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_quant.h"
@@ -29,6 +29,10 @@ ActivationForm form_for(const WeightMatrix& w, bool vnni) {
 // (as matmul does for one product).
 constexpr int64_t kMinParallelMacs = 64 * 1024;
 
+// The unit of work a thread claims: small enough that the threads finish a
+// pass within ~2 us of each other, large enough that claims cost nothing.
+constexpr uint64_t kChunkBytes = 64 * 1024;
+
 // The caller's buffers of quantized activations, one per job, reused.
 std::vector<QuantizedActivations>& caller_activations() {
   thread_local std::vector<QuantizedActivations> buffers;
@@ -38,6 +42,11 @@ std::vector<QuantizedActivations>& caller_activations() {
 std::vector<int64_t>& caller_activation_owner() {
   thread_local std::vector<int64_t> owner;
   return owner;
+}
+
+StreamSplit& caller_split() {
+  thread_local StreamSplit split;
+  return split;
 }
 
 std::vector<uint64_t>& caller_byte_offsets() {
@@ -101,19 +110,19 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
     for (int64_t j = 0; j < count; ++j) rows(j, 0, jobs[j].w->rows);
     return;
   }
-  // The jobs' bytes laid end to end are cut into pieces (>= ~128 KiB, so
-  // each is a long sequential stream) that the threads claim one after
-  // another. One fixed share per thread left the caller spinning for ~15%
-  // of a decode step: on this shared machine the worker thread runs ~13%
-  // slower on the same bytes (measured with either share order).
+  // The jobs' bytes laid end to end are cut into 64 KiB pieces. Each thread
+  // streams its own run of consecutive pieces and then takes pieces from
+  // the back of the others' (StreamSplit, core/stream_split.h): one memory
+  // stream per thread per pass, and the threads still finish together.
   //
   // Piece p covers bytes [p * B / pieces, (p + 1) * B / pieces); within job
   // j that is rows from boundary(j, p) to boundary(j, p + 1), rounded to
   // whole tiles (4 rows, or kPackRows for packed weights). Adjacent pieces
-  // use the same boundary, so every row is computed exactly once.
+  // use the same boundary, so every row is computed exactly once (a piece
+  // smaller than a tile may get no rows).
   const uint64_t total = start[size_t(count)];
   const int64_t threads = pool.size();
-  const int64_t pieces = std::clamp<int64_t>(int64_t(total >> 17), threads, 8 * threads);
+  const int64_t pieces = std::clamp<int64_t>(int64_t(total / kChunkBytes), threads, int64_t(0xffffffff));
   auto boundary = [&](int64_t j, int64_t p) -> int64_t {
     const WeightMatrix& w = *jobs[j].w;
     const uint64_t at = uint64_t((unsigned __int128)total * uint64_t(p) / uint64_t(pieces));
@@ -123,10 +132,10 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
     const int64_t tile = w.packed ? kPackRows : 4;
     return std::min(w.rows, (r + tile - 1) / tile * tile);
   };
-  std::atomic<int64_t> next{0};
-  pool.parallel_for(threads, [&](int64_t, int64_t, int) {
-    for (int64_t p = next.fetch_add(1, std::memory_order_relaxed); p < pieces;
-         p = next.fetch_add(1, std::memory_order_relaxed))
+  StreamSplit& split = caller_split();
+  split.reset(pieces, int(threads));
+  pool.parallel_for(threads, [&](int64_t, int64_t, int thread) {
+    for (int64_t p = split.next(thread); p >= 0; p = split.next(thread))
       for (int64_t j = 0; j < count; ++j) rows(j, boundary(j, p), boundary(j, p + 1));
   });
 }
