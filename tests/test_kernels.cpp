@@ -143,9 +143,21 @@ TEST(Kernels, RmsnormSoftmaxSiluMatchDoubleReference) {
   for (float v : x) denom += std::exp(20.0 * v);
   for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(s[i], std::exp(20.0 * x[i]) / denom, 1e-6);
 
+}
+
+// The vector exp path and its scalar tail (n = 1037), over a range that
+// reaches exp(-g) overflow (g down to -120) and silu(g) ~ g (g up to 120).
+TEST(Kernels, SiluMulMatchesDoubleReference) {
+  const int64_t n = 1037;
+  auto x = test::random_floats(n, 5);
+  const auto w = test::random_floats(n, 6);
+  for (auto& v : x) v *= 120.0f;
   auto g = x;
   silu_mul(g.data(), w.data(), n);
-  for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(g[i], x[i] / (1 + std::exp(-double(x[i]))) * w[i], 1e-6);
+  for (int64_t i = 0; i < n; ++i) {
+    const double ref = x[i] / (1 + std::exp(-double(x[i]))) * w[i];
+    ASSERT_NEAR(g[i], ref, 2e-6 * std::max(1.0, std::abs(ref))) << "x = " << x[i];
+  }
 }
 
 // RoPE: NeoX (rotate-half) on Hugging Face rows equals interleaved RoPE on

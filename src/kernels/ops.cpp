@@ -45,13 +45,6 @@ void split_columns(const float* src, int64_t n_rows, std::initializer_list<Colum
     }
 }
 
-void silu_mul(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-}
-
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos, float base,
           RopeStyle style) {
   const int64_t half = rot_dim / 2;

@@ -1,6 +1,7 @@
-// Element-wise and row-wise transformer ops on fp32 rows. Each has a plain
-// loop body that the compiler vectorises; none is on the bandwidth-critical
-// path (the matrix products are).
+// Element-wise and row-wise transformer ops on fp32 rows. Most are plain
+// loops that the compiler vectorises (none is on the bandwidth-critical
+// path, the matrix products are); silu_mul needs a vector exp and has its
+// own Highway file (silu_mul.cpp).
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,7 @@ uint64_t sum_words(const uint64_t* p, int64_t n);
 // In-place softmax of one row.
 void softmax(float* x, int64_t n);
 
-// gate[i] = silu(gate[i]) * up[i]  (the SwiGLU product)
+// gate[i] = silu(gate[i]) * up[i]  (the SwiGLU product; silu_mul.cpp)
 void silu_mul(float* gate, const float* up, int64_t n);
 
 // Rows of n_rows x (sum of widths) split column-wise into the parts'
