@@ -26,7 +26,7 @@ pp = next(r["avg_ts"] for r in theirs if r["n_prompt"] > 0)
 tg = next(r["avg_ts"] for r in theirs if r["n_gen"] > 0)
 print(f"| {os.path.basename(model)} | {t} | {ours['prefill_tok_s']:.1f} | {pp:.1f} | {ours['prefill_tok_s']/pp:.2f} | "
       f"{ours['decode_tok_s']:.2f} | {tg:.2f} | {ours['decode_tok_s']/tg:.2f} | {ours['decode_gb_s']:.1f} | "
-      f"{100*ours['decode_gb_s']/ours['bandwidth_gb_s']:.0f}% of {ours['bandwidth_gb_s']:.1f} |")
+      f"{100*ours['bandwidth_fraction']:.0f}% of {ours['bandwidth_gb_s']:.1f} |")
 PY
   done
 done

@@ -133,7 +133,7 @@ TEST(Bench, JsonLineHasTheDocumentedKeys) {
   ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "exactly one line";
   const auto j = nlohmann::json::parse(r.out);
   for (const char* key : {"prefill_tok_s", "decode_tok_s", "peak_rss_mb", "weight_bytes_per_token", "decode_gb_s",
-                          "bandwidth_gb_s"}) {
+                          "bandwidth_gb_s", "bandwidth_fraction"}) {
     ASSERT_TRUE(j.contains(key)) << key;
     EXPECT_GT(j.at(key).get<double>(), 0.0) << key;
   }

@@ -8,12 +8,12 @@
 
 #include "core/aligned_buffer.h"
 #include "core/error.h"
-#include "ffn/sparsity_meter.h"
-#include "model/moe_params.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
+#include "ffn/sparsity_meter.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
+#include "model/moe_params.h"
 
 namespace ffn {
 
@@ -25,21 +25,37 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// Passes (best of) per bandwidth measurement beside a decode repetition.
+constexpr int kBandwidthPasses = 3;
+
 }  // namespace
 
-double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps) {
+struct ReadBandwidthProbe::Buffer {
+  AlignedVector<uint64_t> words;
+};
+
+ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, uint64_t bytes)
+    : pool_(pool), buf_(std::make_unique<Buffer>()) {
   const size_t n = bytes / sizeof(uint64_t);
-  AlignedVector<uint64_t> buf(n);
+  buf_->words.resize(n);
+  uint64_t* w = buf_->words.data();
   // Touch every page (and give the data a non-constant value) in parallel.
   pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) buf[i] = uint64_t(i) * 0x9e3779b97f4a7c15ull;
+    for (int64_t i = b; i < e; ++i) w[i] = uint64_t(i) * 0x9e3779b97f4a7c15ull;
   });
-  std::vector<uint64_t> sink(pool.size());
+}
+
+ReadBandwidthProbe::~ReadBandwidthProbe() = default;
+
+double ReadBandwidthProbe::measure(int reps) {
+  const uint64_t* w = buf_->words.data();
+  const size_t n = buf_->words.size();
+  std::vector<uint64_t> sink(static_cast<size_t>(pool_.size()));
   double best = 0;
   for (int r = 0; r < reps; ++r) {
     Timer t;
-    pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int thread) {
-      sink[thread] = sum_words(buf.data() + b, e - b);
+    pool_.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int thread) {
+      sink[size_t(thread)] = sum_words(w + b, e - b);
     });
     best = std::max(best, double(n * sizeof(uint64_t)) / t.seconds() / 1e9);
   }
@@ -47,6 +63,10 @@ double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps) {
   for (uint64_t s : sink) keep = keep + s;
   (void)keep;
   return best;
+}
+
+double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps) {
+  return ReadBandwidthProbe(pool, bytes).measure(reps);
 }
 
 double peak_rss_mb() {
@@ -72,7 +92,7 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
   // Warm-up: page in the weights and size the buffers.
   model.forward(prompt.data(), std::min<int64_t>(8, p.prefill_tokens), cache, logits, false, pool);
 
-  std::vector<double> prefill, decode;
+  std::vector<double> prefill, decode, bandwidth;
   ForwardProfile profile;
   for (int rep = 0; rep < p.repetitions; ++rep) {
     cache.clear();
@@ -82,6 +102,7 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
   }
   if (p.sparsity) p.sparsity->reset();
   model.moe_meter().reset();
+  std::unique_ptr<ReadBandwidthProbe> probe;
   for (int rep = 0; rep < p.repetitions; ++rep) {
     // As llama-bench's tg: decode from an empty context, one token at a time.
     cache.clear();
@@ -94,6 +115,12 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
     }
     decode.push_back(double(p.decode_tokens) / t.seconds());
     model.set_profile(nullptr);
+    if (!probe) {
+      // Every buffer the model uses exists now; the probe's must not count.
+      r.peak_rss_mb = peak_rss_mb();
+      probe = std::make_unique<ReadBandwidthProbe>(pool);
+    }
+    bandwidth.push_back(probe->measure(kBandwidthPasses));
   }
   r.prefill_tok_s = median(prefill);
   r.decode_tok_s = median(decode);
@@ -120,8 +147,15 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
         static_cast<uint64_t>(double(m.zero_slots + m.copy_slots + m.const_slots) * m.ffn_expert_bytes / decoded);
   }
   r.decode_gb_s = double(r.weight_bytes_per_token) * r.decode_tok_s / 1e9;
-  r.peak_rss_mb = peak_rss_mb();  // before the bandwidth buffer
-  r.bandwidth_gb_s = measure_read_bandwidth(pool);
+  // Repetition i ran between measurements i - 1 and i (the first one only
+  // before measurement 0).
+  std::vector<double> fraction;
+  for (size_t i = 0; i < decode.size(); ++i) {
+    const double beside = i == 0 ? bandwidth[0] : 0.5 * (bandwidth[i - 1] + bandwidth[i]);
+    fraction.push_back(double(r.weight_bytes_per_token) * decode[i] / 1e9 / beside);
+  }
+  r.bandwidth_gb_s = median(bandwidth);
+  r.bandwidth_fraction = median(fraction);
   return r;
 }
 

@@ -3,9 +3,16 @@
 // weight bytes read per decoded token, and the machine's own memory read
 // bandwidth measured in the same run, so decode can be stated as a fraction
 // of the hardware limit (bytes per token / bandwidth).
+//
+// The bandwidth is measured after every decode repetition, so each
+// repetition is compared with the bandwidth measured beside it: on a shared
+// VM the 2-thread bandwidth was seen to move between 37 and 64 GB/s within
+// minutes, and one measurement at the end made "% of bandwidth" swing by
+// tens of points from run to run.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 namespace ffn {
@@ -33,14 +40,30 @@ struct SpeedBenchResult {
   int64_t moe_top_k = 0;                      // 0: no MoE layers
   double moe_experts_per_token = 0;           // FFN experts run per token and MoE layer during decode
   double decode_gb_s = 0;
-  double bandwidth_gb_s = 0;
+  double bandwidth_gb_s = 0;      // median of the measurements beside the decode repetitions
+  // Median over decode repetitions of (weight bytes per token x that
+  // repetition's tok/s) / (the bandwidth measured just before and after it).
+  double bandwidth_fraction = 0;
   double decode_ffn_fraction = 0, decode_attention_fraction = 0, decode_other_fraction = 0;
   double peak_rss_mb = 0;
 };
 
 // Read bandwidth of this machine in GB/s: the best of `reps` passes summing a
 // buffer of `bytes` (>= 1 GiB, far above the last-level cache) on every
-// thread of the pool.
+// thread of the pool. The buffer is allocated and touched once, so that
+// measure() can run between other work.
+class ReadBandwidthProbe {
+ public:
+  ReadBandwidthProbe(ThreadPool& pool, uint64_t bytes = 1ull << 30);
+  ~ReadBandwidthProbe();
+  double measure(int reps);
+
+ private:
+  ThreadPool& pool_;
+  struct Buffer;
+  std::unique_ptr<Buffer> buf_;
+};
+
 double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes = 1ull << 30, int reps = 5);
 
 // Peak resident set size of this process so far, in MiB.

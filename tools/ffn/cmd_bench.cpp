@@ -44,7 +44,7 @@ Command add_bench(CLI::App& app) {
     o->params.sparsity = meter;
     const double load_s = load.seconds();
     const SpeedBenchResult r = run_speed_bench(*lm.model, pool, o->params);
-    const double fraction = r.decode_gb_s / r.bandwidth_gb_s;
+    const double fraction = r.bandwidth_fraction;
     if (o->json) {
       fmt::print(
           "{{\"model\":\"{}\",\"threads\":{},\"prefill_tokens\":{},\"decode_tokens\":{},\"prefill_tok_s\":{:.3f},"
@@ -78,8 +78,11 @@ Command add_bench(CLI::App& app) {
     if (r.moe_top_k)
       fmt::print("experts          top-{}: {:.2f} FFN experts run per token and MoE layer during decode\n", r.moe_top_k,
                  r.moe_experts_per_token);
-    fmt::print("decode traffic   {:.2f} GB/s = {:.0f}% of the measured read bandwidth {:.2f} GB/s\n", r.decode_gb_s,
-               100 * fraction, r.bandwidth_gb_s);
+    fmt::print("decode traffic   {:.2f} GB/s; read bandwidth {:.2f} GB/s (median of measurements between the "
+               "repetitions)\n",
+               r.decode_gb_s, r.bandwidth_gb_s);
+    fmt::print("% of bandwidth   {:.0f}%  (median over repetitions, each against the bandwidth measured beside it)\n",
+               100 * fraction);
     fmt::print("peak RSS         {:.0f} MiB\n", r.peak_rss_mb);
     return 0;
   };
