@@ -230,6 +230,20 @@ TEST(Kernels, DequantizeQ8_0AndQ4_0FollowTheBlockDefinitions) {
     }
 }
 
+// Q8_0 rounds x / d halves away from zero (GGUF's roundf): a block with
+// max |x| = 127 has d = 1, so x itself is rounded, at and beside every tie.
+TEST(Kernels, EncodeQ8_0RoundsHalvesAwayFromZero) {
+  const float below_half = std::nextafter(0.5f, 0.0f);
+  const float x[32] = {127.0f, -127.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, below_half, -below_half,
+                       126.5f, -126.5f, 0.0f, -0.0f, 3.25f, -3.75f, 100.5f, -100.5f, 7.0f, -7.0f,
+                       std::nextafter(1.5f, 2.0f), std::nextafter(-1.5f, -2.0f), 0.75f, -0.25f, 64.5f, -64.5f,
+                       5.5f, -5.5f, 9.49f, -9.51f, 42.5f, -42.5f};
+  BlockQ8_0 blk;
+  encode_row(DType::Q8_0, x, reinterpret_cast<uint8_t*>(&blk), 32);
+  ASSERT_EQ(f16_to_f32(blk.d), 1.0f);
+  for (int j = 0; j < 32; ++j) EXPECT_EQ(blk.qs[j], static_cast<int8_t>(std::roundf(x[j]))) << "x = " << x[j];
+}
+
 TEST(Kernels, EncodeRowRoundTripsThroughDequantize) {
   const auto x = test::random_floats(45, 9);
   for (DType t : {DType::F32, DType::F16, DType::BF16}) {

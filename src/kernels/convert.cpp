@@ -26,6 +26,16 @@ void encode_16bit(const float* src, uint8_t* dst, uint64_t n, uint16_t (*from_f3
   }
 }
 
+// roundf (halves away from zero, as GGUF's quantize_row_q8_0 rounds) for
+// |v| < 2^31 without the libm call, so that the block loop vectorises
+// (roundf was a third of the time of transposing TinyLlama's Q8_0 matrices
+// for TEAL at load). Exact: v - trunc(v) is representable.
+inline int32_t round_half_away(float v) {
+  const int32_t t = static_cast<int32_t>(v);
+  const float frac = v - static_cast<float>(t);
+  return t + (frac >= 0.5f) - (frac <= -0.5f);
+}
+
 }  // namespace
 
 void dequantize_row(DType t, const uint8_t* src, float* dst, uint64_t n) {
@@ -77,7 +87,8 @@ void encode_row(DType t, const float* src, uint8_t* dst, uint64_t n) {
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         BlockQ8_0 blk;
         blk.d = f32_to_f16(d);
-        for (int j = 0; j < kQuantBlock; ++j) blk.qs[j] = static_cast<int8_t>(std::roundf(x[j] * id));
+        // |x * id| <= 127 (plus rounding): in range for round_half_away.
+        for (int j = 0; j < kQuantBlock; ++j) blk.qs[j] = static_cast<int8_t>(round_half_away(x[j] * id));
         std::memcpy(dst + b * sizeof blk, &blk, sizeof blk);
       }
       return;

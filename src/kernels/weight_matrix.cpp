@@ -31,18 +31,26 @@ WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool) {
   t.data = buf->data();
   t.owned = buf;
   // A panel of kPanel columns of W (whole blocks of each row) becomes kPanel
-  // rows of W^T: decode the panel's slice of every row of W, scatter it into
-  // kPanel fp32 rows (kPanel sequential write streams), encode those rows.
-  constexpr int64_t kPanel = 64;
+  // rows of W^T: decode the panel's slice of kBlock rows of W at a time into
+  // a small tile, transpose the tile into kPanel fp32 rows (runs of kBlock
+  // consecutive floats each), then encode those rows. (Scattering each
+  // decoded slice straight into the kPanel rows wrote one float per cache
+  // line across a buffer larger than L2.)
+  constexpr int64_t kPanel = 64, kBlock = 64;
   const int64_t n_panels = (w.cols + kPanel - 1) / kPanel;
   auto panels = [&](int64_t p0, int64_t p1) {
-    std::vector<float> slice(kPanel), rows(static_cast<size_t>(kPanel * w.rows));
+    std::vector<float> tile(kBlock * kPanel), rows(static_cast<size_t>(kPanel * w.rows));
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c0 = p * kPanel, n = std::min(kPanel, w.cols - c0);
       const uint64_t offset = dtype_row_bytes(w.type, uint64_t(c0));
-      for (int64_t r = 0; r < w.rows; ++r) {
-        dequantize_row(w.type, w.row(r) + offset, slice.data(), uint64_t(n));
-        for (int64_t j = 0; j < n; ++j) rows[j * w.rows + r] = slice[j];
+      for (int64_t r0 = 0; r0 < w.rows; r0 += kBlock) {
+        const int64_t m = std::min(kBlock, w.rows - r0);
+        for (int64_t i = 0; i < m; ++i)
+          dequantize_row(w.type, w.row(r0 + i) + offset, tile.data() + i * kPanel, uint64_t(n));
+        for (int64_t j = 0; j < n; ++j) {
+          float* out = rows.data() + j * w.rows + r0;
+          for (int64_t i = 0; i < m; ++i) out[i] = tile[size_t(i * kPanel + j)];
+        }
       }
       for (int64_t j = 0; j < n; ++j)
         encode_row(t.type, rows.data() + j * w.rows, buf->data() + uint64_t(c0 + j) * t.row_bytes(), uint64_t(w.rows));
