@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -161,6 +162,28 @@ TEST(SparseInputQ8, PacksOnlyQ8WithWholeChunks) {
   const WeightMatrix unchanged = packed_for_sparse_input(bf16);
   EXPECT_EQ(unchanged.data, bf16.data);
   EXPECT_EQ(unchanged.packed, nullptr);
+}
+
+// Parts packed side by side give the bytes of their concat_columns packed:
+// the q/k/v and gate/up W^T of TEAL are packed so without the joined copy.
+TEST(SparseInputQ8, PartsPackAsTheirConcatenation) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const Q8Matrix a = random_q8(45, 192, 3), b = random_q8(45, 64, 4), c = random_q8(45, 128, 5);
+  ThreadPool pool(3);
+  const WeightMatrix joined = packed_for_sparse_input(concat_columns({&a.w, &b.w, &c.w}));
+  const WeightMatrix parts = packed_for_sparse_input({&a.w, &b.w, &c.w}, &pool);
+  ASSERT_NE(parts.packed, nullptr);
+  ASSERT_EQ(parts.rows, 45);
+  ASSERT_EQ(parts.cols, 384);
+  const uint64_t bytes = uint64_t(45) * sparse_input_row_stride(384);
+  EXPECT_EQ(std::memcmp(parts.packed, joined.packed, bytes), 0);
+  // A part that cannot take the layout (96 columns): the plain concatenation.
+  const Q8Matrix odd = random_q8(45, 96, 6);
+  const WeightMatrix fallback = packed_for_sparse_input({&a.w, &odd.w});
+  EXPECT_EQ(fallback.packed, nullptr);
+  ASSERT_EQ(fallback.cols, 192 + 96);
+  EXPECT_EQ(std::memcmp(fallback.row(44), a.w.row(44), a.w.row_bytes()), 0);
+  EXPECT_EQ(std::memcmp(fallback.row(44) + a.w.row_bytes(), odd.w.row(44), odd.w.row_bytes()), 0);
 }
 
 }  // namespace

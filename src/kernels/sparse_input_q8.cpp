@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <vector>
 
 #include "core/aligned_buffer.h"
 #include "core/mapped_file.h"
@@ -46,16 +48,30 @@ uint64_t scale_bytes(int64_t n_out) { return (uint64_t(n_out / kQuantBlock) * 2 
 // stored at 16L + 4k + m (swapping k and L, so the mapping is its own inverse).
 constexpr int chunk_position(int o) { return (o & 3) | ((o >> 4) & 3) << 2 | ((o >> 2) & 3) << 4; }
 
-void pack_rows(const WeightMatrix& wt, uint8_t* out, int64_t j0, int64_t j1) {
-  const int64_t nb = wt.cols / kQuantBlock;
-  const uint64_t stride = sparse_input_row_stride(wt.cols), sb = scale_bytes(wt.cols);
+// Rows [j0, j1) of the parts side by side (one part: the matrix itself)
+// into the layout. Several parts are joined per row in a small buffer, so
+// the joined matrix never exists whole.
+void pack_rows(std::initializer_list<const WeightMatrix*> parts, uint8_t* out, int64_t j0, int64_t j1) {
+  int64_t cols = 0;
+  for (const WeightMatrix* p : parts) cols += p->cols;
+  const int64_t nb = cols / kQuantBlock;
+  const uint64_t stride = sparse_input_row_stride(cols), sb = scale_bytes(cols);
+  std::vector<BlockQ8_0> joined(parts.size() > 1 ? size_t(nb) : 0);
   for (int64_t j = j0; j < j1; ++j) {
-    const auto* src = reinterpret_cast<const BlockQ8_0*>(wt.row(j));
+    const BlockQ8_0* src = reinterpret_cast<const BlockQ8_0*>((*parts.begin())->row(j));
+    if (parts.size() > 1) {
+      uint8_t* at = reinterpret_cast<uint8_t*>(joined.data());
+      for (const WeightMatrix* p : parts) {
+        std::memcpy(at, p->row(j), p->row_bytes());
+        at += p->row_bytes();
+      }
+      src = joined.data();
+    }
     uint8_t* row = out + uint64_t(j) * stride;
     std::memset(row, 0, sb);
     for (int64_t b = 0; b < nb; ++b) std::memcpy(row + 2 * b, &src[b].d, 2);
     uint8_t* q = row + sb;
-    for (int64_t c = 0; c < wt.cols; c += kChunk)
+    for (int64_t c = 0; c < cols; c += kChunk)
       for (int o = 0; o < kChunk; ++o) {
         const BlockQ8_0& blk = src[(c + o) / kQuantBlock];
         q[c + chunk_position(o)] = static_cast<uint8_t>(blk.qs[(c + o) % kQuantBlock]) ^ 0x80;
@@ -224,11 +240,31 @@ bool can_pack_sparse_input(const WeightMatrix& wt) {
          cpu_has_vnni();
 }
 
+WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool) {
+  if (parts.size() == 0) throw std::invalid_argument("packed_for_sparse_input: no parts");
+  const WeightMatrix& first = **parts.begin();
+  WeightMatrix wt{.type = first.type, .rows = first.rows, .cols = 0};
+  bool packable = true;
+  for (const WeightMatrix* p : parts) {
+    wt.cols += p->cols;
+    packable = packable && can_pack_sparse_input(*p) && p->rows == first.rows;
+  }
+  if (!packable) return parts.size() == 1 ? first : concat_columns(parts);
+  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * sparse_input_row_stride(wt.cols));
+  if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows(parts, buf.get(), b, e); });
+  else pack_rows(parts, buf.get(), 0, wt.rows);
+  for (const WeightMatrix* p : parts)
+    if (!p->owned) release_mapped_pages(p->data, p->bytes());
+  wt.packed = buf.get();
+  wt.packed_owned = std::move(buf);
+  return wt;
+}
+
 WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool) {
   if (!can_pack_sparse_input(wt)) return wt;
   std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * sparse_input_row_stride(wt.cols));
-  if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows(wt, buf.get(), b, e); });
-  else pack_rows(wt, buf.get(), 0, wt.rows);
+  if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows({&wt}, buf.get(), b, e); });
+  else pack_rows({&wt}, buf.get(), 0, wt.rows);
   if (!wt.owned) release_mapped_pages(wt.data, wt.bytes());
   wt.data = nullptr;
   wt.owned.reset();

@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "kernels/weight_matrix.h"
 
@@ -50,6 +51,12 @@ bool can_pack_sparse_input(const WeightMatrix& wt);
 // sparsified matrix). If wt.data is a file mapping its pages are released.
 // Unchanged when !can_pack_sparse_input(wt). Rows are split over `pool`.
 WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool = nullptr);
+
+// The parts' columns side by side ([n_in, sum of n_out], as concat_columns
+// would join them) in the layout, without building the joined matrix first.
+// When the parts cannot take the layout: their concat_columns (or the one
+// part, unchanged). File pages of packed parts are released.
+WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool = nullptr);
 
 // Bytes of one row of the layout.
 uint64_t sparse_input_row_stride(int64_t n_out);

@@ -104,15 +104,15 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
       return t ? *t : transposed(w, pool);
     };
     // Matrices that read the same sparse input, side by side (one longer row
-    // per input: one product, one longer contiguous read), then re-laid for
-    // the VNNI input-sparse kernel where it runs (Q8_0). The parts' file
-    // pages, if any, leave the resident set.
+    // per input: one product, one longer contiguous read), re-laid for the
+    // VNNI input-sparse kernel where it runs (Q8_0) in the same step. The
+    // parts' file pages, if any, leave the resident set.
     auto fused = [&](std::initializer_list<const WeightMatrix*> parts) {
-      WeightMatrix f = parts.size() == 1 ? **parts.begin() : concat_columns(parts);
-      if (parts.size() > 1)
+      WeightMatrix f = packed_for_sparse_input(parts, pool);
+      if (!f.packed && parts.size() > 1)
         for (const WeightMatrix* p : parts)
           if (!p->owned) release_mapped_pages(p->data, p->bytes());
-      return packed_for_sparse_input(std::move(f), pool);
+      return f;
     };
     if (attn || teal) {
       auto S = std::make_unique<AttentionSparsity>();
