@@ -72,10 +72,6 @@ double ReadBandwidthProbe::measure(int reps) {
   return best;
 }
 
-double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes, int reps) {
-  return ReadBandwidthProbe(pool, bytes).measure(reps);
-}
-
 double peak_rss_mb() {
   struct rusage u {};
   getrusage(RUSAGE_SELF, &u);

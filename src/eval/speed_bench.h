@@ -64,7 +64,6 @@ class ReadBandwidthProbe {
   std::unique_ptr<Buffer> buf_;
 };
 
-double measure_read_bandwidth(ThreadPool& pool, uint64_t bytes = 1ull << 30, int reps = 5);
 
 // Peak resident set size of this process so far, in MiB.
 double peak_rss_mb();
