@@ -160,6 +160,22 @@ TEST(Kernels, SiluMulMatchesDoubleReference) {
   }
 }
 
+// silu alone (GateSparseFfn::select, calibration), out of place and in place.
+TEST(Kernels, SiluMatchesDoubleReference) {
+  const int64_t n = 1037;
+  auto x = test::random_floats(n, 7);
+  for (auto& v : x) v *= 120.0f;
+  std::vector<float> out(n);
+  silu(x.data(), out.data(), n);
+  auto in_place = x;
+  silu(in_place.data(), in_place.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double ref = x[i] / (1 + std::exp(-double(x[i])));
+    ASSERT_NEAR(out[i], ref, 2e-6 * std::max(1.0, std::abs(ref))) << "x = " << x[i];
+    ASSERT_EQ(in_place[i], out[i]);
+  }
+}
+
 // RoPE: NeoX (rotate-half) on Hugging Face rows equals interleaved RoPE on
 // the rows permuted as the safetensors loader permutes them.
 TEST(Kernels, RopeStylesAgreeUnderTheLoaderPermutation) {

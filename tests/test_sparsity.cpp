@@ -20,6 +20,7 @@
 #include "ffn/teal_ffn.h"
 #include "kernels/convert.h"
 #include "kernels/matmul_quant.h"
+#include "kernels/packed_quant.h"
 #include "kernels/sparse_input_q8.h"
 #include "model/loaded_model.h"
 #include "test_util.h"
@@ -149,8 +150,13 @@ TEST_P(GateSparseFfnTest, EqualsTheDenseFfnWithTheSameMask) {
   // with_down: the row-major down at hand, so the 5-token batch runs up and
   // down dense on the masked activations (ffn/sparse_batch.h); its
   // reference multiplies W_down itself, the token path's the transposed copy.
+  // Then gate, up and down are packed as the model loads them (where the
+  // type packs): batches read up's tiles, one token gathers its row order.
+  WeightMatrix gate_p = gate, up_p = up, down_p = down;
+  for (WeightMatrix* w : {&gate_p, &up_p, &down_p}) pack_row_tiles(*w, nullptr);
   for (const bool with_down : {false, true}) {
-    GateSparseFfn ffn(gate, up, transposed(down), rule, site, with_down ? down : WeightMatrix{});
+    GateSparseFfn ffn(with_down ? gate_p : gate, with_down ? up_p : up, transposed(down), rule, site,
+                      with_down ? down_p : WeightMatrix{});
     const auto G = decoded(gate), U = decoded(up);
     ThreadPool pool(3);
     for (int64_t n : {1, 5}) {
@@ -170,7 +176,7 @@ TEST_P(GateSparseFfnTest, EqualsTheDenseFfnWithTheSameMask) {
         // sparse products.
         SparseActivations packed;
         Tensor g32(1, h);
-        matmul(gate, x.row(t), 1, g32.ptr(), pool);
+        matmul(with_down ? gate_p : gate, x.row(t), 1, g32.ptr(), pool);
         ffn.select(g32.ptr(), 1, packed);
         std::vector<double> hv(static_cast<size_t>(h), 0.0);
         for (int64_t k = 0; k < packed.n_active(); ++k) {

@@ -7,14 +7,11 @@
 #include <stdexcept>
 
 #include "ffn/sparse_batch.h"
+#include "kernels/ops.h"
 #include "kernels/packed_quant.h"
 #include "kernels/sparse_matmul.h"
 
 namespace ffn {
-
-namespace {
-inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
-}  // namespace
 
 const char* GateRule::name(Kind k) {
   switch (k) {
@@ -28,9 +25,15 @@ const char* GateRule::name(Kind k) {
 
 GateSparseFfn::GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down_t, GateRule rule,
                              SparsitySite* site, WeightMatrix down)
-    // up's rows are gathered from its file layout: a packed copy would only
-    // hold memory.
-    : gate_(std::move(gate)), up_(without_packed(std::move(up))), down_t_(std::move(down_t)), down_(std::move(down)),
+    // One token gathers up's rows from its file layout. Batches run up dense
+    // (forward), which wants the packed tiles; they are kept where batches
+    // run dense at all, i.e. where the row-major down is at hand (sparsity
+    // applied at run time, which holds W_down twice already), and dropped
+    // elsewhere, where they would only hold memory.
+    : gate_(std::move(gate)),
+      up_(down.data || down.packed ? std::move(up) : without_packed(std::move(up))),
+      down_t_(std::move(down_t)),
+      down_(std::move(down)),
       rule_(std::move(rule)), site_(site) {
   if ((down_.data || down_.packed) && (down_.rows != gate_.cols || down_.cols != gate_.rows))
     throw std::invalid_argument("GateSparseFfn: inconsistent down shape");
@@ -47,7 +50,7 @@ void GateSparseFfn::select(const float* g, int64_t n, SparseActivations& out) co
   keep_.assign(static_cast<size_t>(n * h), 0);
   std::vector<float>& act = act_;
   act.resize(static_cast<size_t>(n * h));
-  for (int64_t i = 0; i < n * h; ++i) act[i] = silu(g[i]);
+  silu(g, act.data(), n * h);
   switch (rule_.kind) {
     case GateRule::Kind::Threshold:
       for (int64_t i = 0; i < n * h; ++i) keep_[i] = std::fabs(act[i]) > rule_.threshold;
@@ -98,8 +101,8 @@ void GateSparseFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& 
   const int64_t na = packed_.n_active();
   y.resize(n, d_model());
   if (batch_runs_dense(down_, packed_, hidden())) {
-    // A wide batch: up for every neuron (row order, as held for the
-    // gathers), h = SiLU(g) * u on the packed set, the masked down dense.
+    // A wide batch: up for every neuron (packed tiles where they exist),
+    // h = SiLU(g) * u on the packed set, the masked down dense.
     s.b.resize(n, hidden());
     matmul(up_, x.ptr(), n, s.b.ptr(), pool);
     for (int64_t t = 0; t < n; ++t) {

@@ -22,6 +22,9 @@ void softmax(float* x, int64_t n);
 // gate[i] = silu(gate[i]) * up[i]  (the SwiGLU product; silu_mul.cpp)
 void silu_mul(float* gate, const float* up, int64_t n);
 
+// out[i] = silu(g[i]) = g[i] / (1 + exp(-g[i]))  (out may be g; silu_mul.cpp)
+void silu(const float* g, float* out, int64_t n);
+
 // Rows of n_rows x (sum of widths) split column-wise into the parts'
 // buffers (each [n_rows, width]): the output of one product over matrices
 // held side by side (concat_columns) back into one buffer per matrix.

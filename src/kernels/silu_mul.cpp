@@ -1,4 +1,4 @@
-// silu_mul (kernels/ops.h) with Google Highway: the exp runs in vector
+// silu_mul and silu (kernels/ops.h) with Google Highway: the exp runs in vector
 // registers (hwy/contrib/math). As a plain loop the compiler keeps one
 // libm expf call per element, which took ~2% of a TinyLlama Q4_0 decode
 // step on the calling thread while the other thread waited.
@@ -18,7 +18,8 @@ namespace ffn {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-void SiluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, int64_t n) {
+// out[i] = silu(g[i]) * up[i], or silu(g[i]) when up is null (out may be g).
+void SiluMulInto(const float* g_in, const float* HWY_RESTRICT up, float* out, int64_t n) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   // exp(-g) for g < -88 overflows fp32; clamped there, g / (1 + e^88) is
@@ -26,13 +27,14 @@ void SiluMul(float* HWY_RESTRICT gate, const float* HWY_RESTRICT up, int64_t n) 
   const auto one = hn::Set(d, 1.0f), limit = hn::Set(d, 88.0f);
   int64_t i = 0;
   for (; i + N <= n; i += N) {
-    const auto g = hn::LoadU(d, gate + i);
+    const auto g = hn::LoadU(d, g_in + i);
     const auto e = hn::Exp(d, hn::Min(hn::Neg(g), limit));
-    hn::StoreU(hn::Mul(hn::Div(g, hn::Add(one, e)), hn::LoadU(d, up + i)), d, gate + i);
+    const auto s = hn::Div(g, hn::Add(one, e));
+    hn::StoreU(up ? hn::Mul(s, hn::LoadU(d, up + i)) : s, d, out + i);
   }
   for (; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(std::min(-g, 88.0f))) * up[i];
+    const float g = g_in[i];
+    out[i] = g / (1.0f + std::exp(std::min(-g, 88.0f))) * (up ? up[i] : 1.0f);
   }
 }
 
@@ -43,9 +45,11 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 namespace ffn {
 
-HWY_EXPORT(SiluMul);
+HWY_EXPORT(SiluMulInto);
 
-void silu_mul(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n); }
+void silu_mul(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMulInto)(gate, up, gate, n); }
+
+void silu(const float* g, float* out, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMulInto)(g, nullptr, out, n); }
 
 }  // namespace ffn
 #endif  // HWY_ONCE

@@ -13,14 +13,13 @@
 #include "ffn/gated_ffn.h"
 #include "io/gguf_writer.h"
 #include "io/json_util.h"
+#include "kernels/ops.h"
 #include "model/llama_model.h"
 #include "transform/calibration_run.h"
 
 namespace ffn {
 
 namespace {
-
-inline float silu(float g) { return g / (1.0f + std::exp(-g)); }
 
 double interpolate(const std::vector<float>& points, double at) {
   if (points.empty()) return 0.0;
@@ -120,7 +119,9 @@ void ActivationCollector::observe(int64_t layer, Site site, const float* data, i
     float* dst = rows.data() + slot_[t] * width;
     const float* src = data + t * width;
     if (site == Site::FfnGate) {
-      for (int64_t j = 0; j < width; ++j) dst[j] = std::fabs(silu(src[j]));
+      // The same silu as GateSparseFfn::select, whose values the thresholds meet.
+      silu(src, dst, width);
+      for (int64_t j = 0; j < width; ++j) dst[j] = std::fabs(dst[j]);
     } else {
       for (int64_t j = 0; j < width; ++j) dst[j] = std::fabs(src[j]);
     }
