@@ -46,6 +46,11 @@ GateSparseFfn::GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix do
 }
 
 void GateSparseFfn::select(const float* g, int64_t n, SparseActivations& out) const {
+  decide(g, n);
+  pack_activations(act_.data(), keep_.data(), n, hidden(), out);
+}
+
+void GateSparseFfn::decide(const float* g, int64_t n) const {
   const int64_t h = hidden();
   keep_.assign(static_cast<size_t>(n * h), 0);
   std::vector<float>& act = act_;
@@ -88,31 +93,30 @@ void GateSparseFfn::select(const float* g, int64_t n, SparseActivations& out) co
       break;
     }
   }
-  pack_activations(act.data(), keep_.data(), n, h, out);
 }
 
 void GateSparseFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& pool) const {
-  const int64_t n = x.rows;
-  s.a.resize(n, hidden());
+  const int64_t n = x.rows, h = hidden();
+  s.a.resize(n, h);
   matmul(gate_, x.ptr(), n, s.a.ptr(), pool);
-  s.tap(Site::FfnGate, s.a.ptr(), n, hidden());
-  select(s.a.ptr(), n, packed_);
+  s.tap(Site::FfnGate, s.a.ptr(), n, h);
+  decide(s.a.ptr(), n);
+  const KeepRule rule{.keep = keep_.data()};
+  select_kept(act_.data(), n, h, rule, packed_);
   if (site_) site_->record(packed_.kept, packed_.seen);
-  const int64_t na = packed_.n_active();
   y.resize(n, d_model());
-  if (batch_runs_dense(down_, packed_, hidden())) {
+  if (batch_runs_dense(down_, packed_, h)) {
     // A wide batch: up for every neuron (packed tiles where they exist),
-    // h = SiLU(g) * u on the packed set, the masked down dense.
-    s.b.resize(n, hidden());
+    // h = SiLU(g) * u for all, the masked down dense.
+    s.b.resize(n, h);
     matmul(up_, x.ptr(), n, s.b.ptr(), pool);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* up_t = s.b.ptr() + t * hidden();
-      for (int64_t k = 0; k < na; ++k) packed_.values[size_t(t * na + k)] *= up_t[packed_.active[size_t(k)]];
-    }
-    matmul_masked({{&down_, y.ptr()}}, packed_, hidden(), pool);
+    silu_mul(s.a.ptr(), s.b.ptr(), n * h);
+    matmul_masked({{&down_, y.ptr()}}, s.a.ptr(), rule, n, h, pool);
     return;
   }
   // Up rows of the active neurons only, then h = SiLU(g) * u on the packed set.
+  pack_kept_values(act_.data(), rule, packed_);
+  const int64_t na = packed_.n_active();
   s.b.resize(n, std::max<int64_t>(na, 1));
   matmul_gather_rows(up_, x.ptr(), n, packed_.active.data(), na, s.b.ptr(), pool);
   for (int64_t i = 0; i < n * na; ++i) packed_.values[i] *= s.b.data[i];

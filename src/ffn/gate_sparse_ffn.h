@@ -70,6 +70,9 @@ class GateSparseFfn : public FeedForward {
   void select(const float* g, int64_t n_tok, SparseActivations& out) const;
 
  private:
+  // The rule's decision for g: keep_[t * hidden + i] and act_ = SiLU(g).
+  void decide(const float* g, int64_t n_tok) const;
+
   WeightMatrix gate_, up_, down_t_, down_;
   GateRule rule_;
   SparsitySite* site_;

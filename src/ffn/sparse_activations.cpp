@@ -7,61 +7,36 @@
 
 namespace ffn {
 
-namespace {
-
-// Builds the union of kept channels, then the packed values. Branch-free:
-// at 50% sparsity a branch per entry mispredicts about every other entry,
-// which made this serial pass ~1/3 of a TEAL prefill's time.
-template <typename Keep>
-void pack(const float* x, int64_t n_tok, int64_t width, Keep keep, SparseActivations& out) {
+void select_kept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule, SparseActivations& out) {
   out.n_tok = n_tok;
-  out.active.clear();
-  std::vector<uint8_t> any(static_cast<size_t>(width), 0);
-  uint64_t kept = 0;
-  for (int64_t t = 0; t < n_tok; ++t) {
-    uint32_t row_kept = 0;
-    for (int64_t j = 0; j < width; ++j) {
-      const uint8_t k = keep(t, j) ? 1 : 0;
-      any[j] |= k;
-      row_kept += k;
-    }
-    kept += row_kept;
-  }
-  for (int64_t j = 0; j < width; ++j)
-    if (any[j]) out.active.push_back(static_cast<int32_t>(j));
-  const int64_t na = out.n_active();
-  out.values.resize(static_cast<size_t>(n_tok * na));
-  for (int64_t t = 0; t < n_tok; ++t) {
-    const float* xt = x + t * width;
-    float* v = out.values.data() + t * na;
-    for (int64_t k = 0; k < na; ++k) {
-      const int64_t j = out.active[k];
-      uint32_t bits;
-      std::memcpy(&bits, xt + j, 4);
-      bits &= 0u - uint32_t(keep(t, j) ? 1 : 0);  // the value, or +0
-      std::memcpy(v + k, &bits, 4);
-    }
-  }
-  out.kept = kept;
+  out.width = width;
+  out.in_union.resize(static_cast<size_t>(width));
+  const KeptCounts c = mark_kept(x, n_tok, width, rule, out.in_union.data());
+  out.active.resize(static_cast<size_t>(c.union_size));
+  out.values.clear();
+  // The union's ids only (values for zero tokens).
+  pack_kept(x, 0, width, rule, out.in_union.data(), c.union_size, out.active.data(), nullptr);
+  out.kept = c.kept;
   out.seen = static_cast<uint64_t>(n_tok * width);
 }
 
-}  // namespace
+void pack_kept_values(const float* x, const KeepRule& rule, SparseActivations& out) {
+  out.values.resize(static_cast<size_t>(out.n_tok * out.n_active()));
+  pack_kept(x, out.n_tok, out.width, rule, out.in_union.data(), out.n_active(), nullptr, out.values.data());
+}
 
 void threshold_activations(const float* x, int64_t n_tok, int64_t width, float threshold,
                            const float* channel_thresholds, SparseActivations& out) {
-  if (channel_thresholds) {
-    pack(x, n_tok, width,
-         [&](int64_t t, int64_t j) { return std::fabs(x[t * width + j]) > channel_thresholds[j]; }, out);
-  } else {
-    pack(x, n_tok, width, [&](int64_t t, int64_t j) { return std::fabs(x[t * width + j]) > threshold; },
-         out);
-  }
+  const KeepRule rule{.threshold = threshold, .channel_thresholds = channel_thresholds};
+  select_kept(x, n_tok, width, rule, out);
+  pack_kept_values(x, rule, out);
 }
 
 void pack_activations(const float* x, const uint8_t* keep, int64_t n_tok, int64_t width,
                       SparseActivations& out) {
-  pack(x, n_tok, width, [&](int64_t t, int64_t j) { return keep[t * width + j] != 0; }, out);
+  const KeepRule rule{.keep = keep};
+  select_kept(x, n_tok, width, rule, out);
+  pack_kept_values(x, rule, out);
 }
 
 double inverse_normal_cdf(double p) {

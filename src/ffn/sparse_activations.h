@@ -12,24 +12,37 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/activation_mask.h"
+
 namespace ffn {
 
 struct SparseActivations {
   int64_t n_tok = 0;
+  int64_t width = 0;            // channels per token before packing
   std::vector<int32_t> active;  // ascending channel ids
   std::vector<float> values;    // [n_tok, active.size()]
   uint64_t kept = 0;            // token-channel pairs kept
   uint64_t seen = 0;            // token-channel pairs seen
+  std::vector<int32_t> in_union;  // scratch of select_kept: -1 on the union's channels
 
   int64_t n_active() const { return static_cast<int64_t>(active.size()); }
 };
 
-// Keeps x[t, j] where |x[t, j]| > threshold (channel_thresholds[j] when
-// channel_thresholds is non-null: CHESS's per-channel rule).
+// In two steps, so a batch that runs dense on its masked rows
+// (ffn/sparse_batch.h) never packs values:
+//  1. select_kept: the union of the channels the tokens keep under `rule`
+//     (kernels/activation_mask.h) into out.active, and out.kept / out.seen;
+//     out.values is left empty.
+//  2. pack_kept_values: out.values on that union, from the same x and rule.
+void select_kept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule, SparseActivations& out);
+void pack_kept_values(const float* x, const KeepRule& rule, SparseActivations& out);
+
+// Both steps: keeps x[t, j] where |x[t, j]| > threshold (channel_thresholds[j]
+// when channel_thresholds is non-null: CHESS's per-channel rule).
 void threshold_activations(const float* x, int64_t n_tok, int64_t width, float threshold,
                            const float* channel_thresholds, SparseActivations& out);
 
-// Packs a mask already decided per token-channel: keep[t * width + j].
+// Both steps for a mask already decided per token-channel: keep[t * width + j].
 void pack_activations(const float* x, const uint8_t* keep, int64_t n_tok, int64_t width,
                       SparseActivations& out);
 

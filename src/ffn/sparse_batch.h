@@ -33,14 +33,14 @@ constexpr double kDenseUnionFraction = 1.0 / 3.0;
 // True when p (a packed batch over `width` inputs) should run dense on w.
 bool batch_runs_dense(const WeightMatrix& w, const SparseActivations& p, int64_t width);
 
-// For each job, y[n_tok, w.rows] = W * masked x, where masked x is p
-// scattered to [p.n_tok, width] (zeros off its active set). One pass
-// (matmul_many) for all jobs; they share the masked input.
+// For each job, y[n_tok, w.rows] = W * masked x, where masked x is x [n_tok,
+// width] with every entry `rule` drops set to 0 (kernels/activation_mask.h).
+// One pass (matmul_many) for all jobs; they share the masked input.
 struct MaskedJob {
   const WeightMatrix* w;
   float* y;
 };
-void matmul_masked(std::initializer_list<MaskedJob> jobs, const SparseActivations& p, int64_t width,
-                   ThreadPool& pool);
+void matmul_masked(std::initializer_list<MaskedJob> jobs, const float* x, const KeepRule& rule, int64_t n_tok,
+                   int64_t width, ThreadPool& pool);
 
 }  // namespace ffn

@@ -25,12 +25,14 @@ void TealFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& pool) 
   s.a.resize(n, hidden_);
   s.b.resize(n, hidden_);
   if (t_.ffn_in > 0) {
-    threshold_activations(x.ptr(), n, d_model_, t_.ffn_in, nullptr, packed_);
+    const KeepRule rule{.threshold = t_.ffn_in};
+    select_kept(x.ptr(), n, d_model_, rule, packed_);
     if (in_site_) in_site_->record(packed_.kept, packed_.seen);
     if (batch_runs_dense(w_.gate, packed_, d_model_)) {
-      matmul_masked({{&w_.gate, s.a.ptr()}, {&w_.up, s.b.ptr()}}, packed_, d_model_, pool);
+      matmul_masked({{&w_.gate, s.a.ptr()}, {&w_.up, s.b.ptr()}}, x.ptr(), rule, n, d_model_, pool);
     } else {
       // One product for both: y = [gate | up] per token, then split.
+      pack_kept_values(x.ptr(), rule, packed_);
       gate_up_.resize(n, 2 * hidden_);
       matmul_sparse_input(w_.gate_up_t, packed_.values.data(), n, packed_.active.data(), packed_.n_active(),
                           gate_up_.ptr(), pool);
@@ -47,13 +49,16 @@ void TealFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& pool) 
   s.tap(Site::FfnMid, s.a.ptr(), n, hidden_);
   y.resize(n, d_model_);
   if (t_.ffn_mid > 0) {
-    threshold_activations(s.a.ptr(), n, hidden_, t_.ffn_mid, nullptr, packed_);
+    const KeepRule rule{.threshold = t_.ffn_mid};
+    select_kept(s.a.ptr(), n, hidden_, rule, packed_);
     if (mid_site_) mid_site_->record(packed_.kept, packed_.seen);
-    if (batch_runs_dense(w_.down, packed_, hidden_))
-      matmul_masked({{&w_.down, y.ptr()}}, packed_, hidden_, pool);
-    else
+    if (batch_runs_dense(w_.down, packed_, hidden_)) {
+      matmul_masked({{&w_.down, y.ptr()}}, s.a.ptr(), rule, n, hidden_, pool);
+    } else {
+      pack_kept_values(s.a.ptr(), rule, packed_);
       matmul_sparse_input(w_.down_t, packed_.values.data(), n, packed_.active.data(), packed_.n_active(), y.ptr(),
                           pool);
+    }
   } else {
     if (mid_site_) mid_site_->record(uint64_t(n * hidden_), uint64_t(n * hidden_));
     matmul(w_.down, s.a.ptr(), n, y.ptr(), pool);

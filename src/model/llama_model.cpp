@@ -128,19 +128,22 @@ void LlamaModel::project_qkv_weights(LlamaLayer& L, int64_t n, ThreadPool& pool)
     return;
   }
   auto& p = S->packed;
-  threshold_activations(xn_.ptr(), n, config_.dim, S->in_threshold, nullptr, p);
+  const KeepRule rule{.threshold = S->in_threshold};
+  select_kept(xn_.ptr(), n, config_.dim, rule, p);
   if (S->in_site) S->in_site->record(p.kept, p.seen);
+  const bool dense = batch_runs_dense(L.wq, p, config_.dim);
+  if (!dense) pack_kept_values(xn_.ptr(), rule, p);
   if (S->q_only) {
-    if (batch_runs_dense(L.wq, p, config_.dim))
-      matmul_masked({{&L.wq, q_.ptr()}}, p, config_.dim, pool);
+    if (dense)
+      matmul_masked({{&L.wq, q_.ptr()}}, xn_.ptr(), rule, n, config_.dim, pool);
     else
       matmul_sparse_input(S->wq_t, p.values.data(), n, p.active.data(), p.n_active(), q_.ptr(), pool);
     const MatmulJob jobs[] = {{&L.wk, xn_.ptr(), k_.ptr()}, {&L.wv, xn_.ptr(), v_.ptr()}};
     matmul_many(jobs, 2, n, pool);
     return;
   }
-  if (batch_runs_dense(L.wq, p, config_.dim)) {
-    matmul_masked({{&L.wq, q_.ptr()}, {&L.wk, k_.ptr()}, {&L.wv, v_.ptr()}}, p, config_.dim, pool);
+  if (dense) {
+    matmul_masked({{&L.wq, q_.ptr()}, {&L.wk, k_.ptr()}, {&L.wv, v_.ptr()}}, xn_.ptr(), rule, n, config_.dim, pool);
     return;
   }
   // One product for q, k and v: y = [q | k | v] per token, then split.
@@ -158,12 +161,15 @@ void LlamaModel::project_output_weights(LlamaLayer& L, int64_t n, ThreadPool& po
     return;
   }
   auto& p = S->packed;
-  threshold_activations(att_.ptr(), n, config_.dim, S->out_threshold, nullptr, p);
+  const KeepRule rule{.threshold = S->out_threshold};
+  select_kept(att_.ptr(), n, config_.dim, rule, p);
   if (S->out_site) S->out_site->record(p.kept, p.seen);
-  if (batch_runs_dense(L.wo, p, config_.dim))
-    matmul_masked({{&L.wo, proj_.ptr()}}, p, config_.dim, pool);
-  else
-    matmul_sparse_input(S->wo_t, p.values.data(), n, p.active.data(), p.n_active(), proj_.ptr(), pool);
+  if (batch_runs_dense(L.wo, p, config_.dim)) {
+    matmul_masked({{&L.wo, proj_.ptr()}}, att_.ptr(), rule, n, config_.dim, pool);
+    return;
+  }
+  pack_kept_values(att_.ptr(), rule, p);
+  matmul_sparse_input(S->wo_t, p.values.data(), n, p.active.data(), p.n_active(), proj_.ptr(), pool);
 }
 
 void LlamaModel::attention(LlamaLayer& L, int64_t layer, int64_t n, KvCache& cache, ThreadPool& pool) {
