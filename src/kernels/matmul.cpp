@@ -10,6 +10,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/matmul.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/weight_load-inl.h"
 
@@ -31,10 +32,12 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 
 
-// NT tokens x NR rows; two accumulator sets (even / odd vectors) hide the
-// FMA latency when NT * NR is small.
+// NT tokens x NR rows (w[r]: row r's first element; the rows need not be
+// adjacent); two accumulator sets (even / odd vectors) hide the FMA latency
+// when NT * NR is small. When `ahead` is set, ahead[r] + i is prefetched
+// along with element i of row r (a gather's next rows).
 template <int NT, int NR, typename WT>
-void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* HWY_RESTRICT w,
+void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* const* w, const WT* const* ahead,
           float* HWY_RESTRICT y, int64_t y_stride, int64_t n_rows) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -45,14 +48,20 @@ void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* HWY_RESTRICT w,
       for (int r = 0; r < NR; ++r) acc[k][t][r] = hn::Zero(d);
   auto step = [&](int64_t i, V(&a)[NT][NR]) HWY_ATTR {
     V wv[NR];
-    for (int r = 0; r < NR; ++r) wv[r] = LoadWeights(d, w + r * n_in + i);
+    for (int r = 0; r < NR; ++r) wv[r] = LoadWeights(d, w[r] + i);
     for (int t = 0; t < NT; ++t) {
       const V xv = hn::LoadU(d, x + t * n_in + i);
       for (int r = 0; r < NR; ++r) a[t][r] = hn::MulAdd(xv, wv[r], a[t][r]);
     }
   };
+  constexpr int64_t kLine = 64;
+  const int64_t step_bytes = 2 * N * static_cast<int64_t>(sizeof(WT));
   int64_t i = 0;
   for (; i + 2 * N <= n_in; i += 2 * N) {
+    if (ahead)
+      for (int r = 0; r < NR; ++r)
+        for (int64_t b = 0; b < step_bytes; b += kLine)
+          hwy::Prefetch(reinterpret_cast<const uint8_t*>(ahead[r] + i) + b);
     step(i, acc[0]);
     step(i + N, acc[1]);
   }
@@ -60,7 +69,7 @@ void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* HWY_RESTRICT w,
   for (int t = 0; t < NT; ++t)
     for (int r = 0; r < NR && r < n_rows; ++r) {
       float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[0][t][r], acc[1][t][r])));
-      for (int64_t j = i; j < n_in; ++j) s += x[t * n_in + j] * WeightToFloat(w[r * n_in + j]);
+      for (int64_t j = i; j < n_in; ++j) s += x[t * n_in + j] * WeightToFloat(w[r][j]);
       y[t * y_stride + r] = s;
     }
 }
@@ -74,22 +83,69 @@ void TokenBlock(const float* x, int64_t n_in, const WT* w, float* y, int64_t n_o
   // tokens: 4 rows per tile so each weight vector serves 4 x NT products.
   constexpr int NR = NT == 1 ? 1 : 4;
   int64_t r = r0;
-  for (; r + NR <= r1; r += NR) Tile<NT, NR>(x, n_in, w + r * n_in, y + r, n_out, NR);
-  for (; r < r1; ++r) Tile<NT, 1>(x, n_in, w + r * n_in, y + r, n_out, 1);
+  const WT* rows[NR];
+  for (; r + NR <= r1; r += NR) {
+    for (int k = 0; k < NR; ++k) rows[k] = w + (r + k) * n_in;
+    Tile<NT, NR, WT>(x, n_in, rows, nullptr, y + r, n_out, NR);
+  }
+  for (; r < r1; ++r) {
+    const WT* one[1] = {w + r * n_in};
+    Tile<NT, 1, WT>(x, n_in, one, nullptr, y + r, n_out, 1);
+  }
 }
+
+// Rows per block of a batch: small enough that the block stays in L2 while
+// every token group passes over it.
+inline int64_t BatchRowBlock(int64_t n_in) { return std::max<int64_t>(4, (256 * 1024 / 4) / std::max<int64_t>(n_in, 1)); }
 
 template <typename WT>
 void MatmulRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, int64_t n_out,
                 float* y, int64_t r0, int64_t r1) {
-  // Tokens in groups of 4, weight rows in blocks small enough that a block
-  // stays in L2 while every token group passes over it.
-  const int64_t rows_per_block =
-      n_tok == 1 ? (r1 - r0) : std::max<int64_t>(4, (256 * 1024 / 4) / std::max<int64_t>(n_in, 1));
+  // Tokens in groups of 4, weight rows in L2-sized blocks.
+  const int64_t rows_per_block = n_tok == 1 ? (r1 - r0) : BatchRowBlock(n_in);
   for (int64_t rb = r0; rb < r1; rb += rows_per_block) {
     const int64_t re = std::min(r1, rb + rows_per_block);
     int64_t t = 0;
     for (; t + 4 <= n_tok; t += 4) TokenBlock<4>(x + t * n_in, n_in, w, y + t * n_out, n_out, rb, re);
     for (; t < n_tok; ++t) TokenBlock<1>(x + t * n_in, n_in, w, y + t * n_out, n_out, rb, re);
+  }
+}
+
+// Listed rows (rows[i] of w) for all tokens, into y[t * y_stride + i]. The
+// rows are scattered, so the hardware prefetcher restarts at each one: one
+// token takes 8 rows per tile (8 streams in flight) and prefetches the next
+// 8 alongside; batches take 4 tokens x 4 rows per tile over L2-sized blocks
+// of the list, as MatmulRows does.
+template <typename WT>
+void GatherRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, const int32_t* list, int64_t n,
+                float* y, int64_t y_stride) {
+  auto row = [&](int64_t i) { return w + int64_t(list[i]) * n_in; };
+  auto over = [&](auto nt_tag, auto nr_tag, int64_t t, int64_t b, int64_t e) HWY_ATTR {
+    constexpr int NT = decltype(nt_tag)::value, NR = decltype(nr_tag)::value;
+    const WT* rows[NR];
+    const WT* ahead[NR];
+    int64_t i = b;
+    for (; i + NR <= e; i += NR) {
+      for (int r = 0; r < NR; ++r) {
+        rows[r] = row(i + r);
+        ahead[r] = row(std::min(e - 1, i + NR + r));
+      }
+      Tile<NT, NR, WT>(x + t * n_in, n_in, rows, NT == 1 ? ahead : nullptr, y + t * y_stride + i, y_stride, NR);
+    }
+    for (; i < e; ++i) {
+      const WT* one[1] = {row(i)};
+      Tile<NT, 1, WT>(x + t * n_in, n_in, one, nullptr, y + t * y_stride + i, y_stride, 1);
+    }
+  };
+  using One = std::integral_constant<int, 1>;
+  using Four = std::integral_constant<int, 4>;
+  using Eight = std::integral_constant<int, 8>;
+  const int64_t block = n_tok == 1 ? n : BatchRowBlock(n_in);
+  for (int64_t b = 0; b < n; b += block) {
+    const int64_t e = std::min(n, b + block);
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4) over(Four(), Four(), t, b, e);
+    for (; t < n_tok; ++t) over(One(), Eight(), t, b, e);
   }
 }
 
@@ -103,6 +159,18 @@ void MatmulRowsDense(DType type, const float* x, int64_t n_tok, int64_t n_in, co
       return MatmulRows(x, n_tok, n_in, static_cast<const hwy::bfloat16_t*>(w), n_out, y, r0, r1);
     default:
       return MatmulRows(x, n_tok, n_in, static_cast<const float*>(w), n_out, y, r0, r1);
+  }
+}
+
+void GatherRowsDense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w, const int32_t* list,
+                     int64_t n, float* y, int64_t y_stride) {
+  switch (type) {
+    case DType::F16:
+      return GatherRows(x, n_tok, n_in, static_cast<const hwy::float16_t*>(w), list, n, y, y_stride);
+    case DType::BF16:
+      return GatherRows(x, n_tok, n_in, static_cast<const hwy::bfloat16_t*>(w), list, n, y, y_stride);
+    default:
+      return GatherRows(x, n_tok, n_in, static_cast<const float*>(w), list, n, y, y_stride);
   }
 }
 
@@ -138,6 +206,7 @@ HWY_AFTER_NAMESPACE();
 namespace ffn {
 
 HWY_EXPORT(MatmulRowsDense);
+HWY_EXPORT(GatherRowsDense);
 HWY_EXPORT(Dot);
 HWY_EXPORT(Axpy);
 
@@ -159,6 +228,11 @@ void for_each_row_chunk(int64_t n_tok, int64_t n_in, int64_t n_out, ThreadPool& 
 void matmul_dense_rows(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
                        float* y, int64_t y_stride, int64_t r0, int64_t r1) {
   HWY_DYNAMIC_DISPATCH(MatmulRowsDense)(type, x, n_tok, n_in, w, y_stride, y, r0, r1);
+}
+
+void matmul_dense_gather(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
+                         const int32_t* rows, int64_t n, float* y, int64_t y_stride) {
+  HWY_DYNAMIC_DISPATCH(GatherRowsDense)(type, x, n_tok, n_in, w, rows, n, y, y_stride);
 }
 
 void matmul_dense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,

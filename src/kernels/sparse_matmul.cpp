@@ -372,11 +372,9 @@ void matmul_gather_rows(const WeightMatrix& w, const float* x, int64_t n_tok, co
     matmul_quant_gather_rows(w.type, x, n_tok, w.cols, w.data, rows, n_rows, y, pool);
     return;
   }
-  // A run of consecutive rows r..r+len is the dense product of that slice
-  // of W, written to columns i..i+len of y.
-  const uint64_t row_bytes = w.row_bytes();
-  for_each_row_run(w.data, row_bytes, n_tok, w.cols, rows, n_rows, pool, [&](int64_t i, int64_t r, int64_t len) {
-    matmul_dense_rows(w.type, x, n_tok, w.cols, w.data + uint64_t(r) * row_bytes, y + i, n_rows, 0, len);
+  // Each thread takes an equal piece of the list.
+  for_each_list_piece(n_rows, n_tok * w.cols, pool, [&](int64_t b, int64_t e) {
+    matmul_dense_gather(w.type, x, n_tok, w.cols, w.data, rows + b, e - b, y + b, n_rows);
   });
 }
 
