@@ -202,7 +202,47 @@ TEST(SparseKernels, SparseInputMatchesReferenceOnEveryCompiledTarget) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// The F32/F16/BF16 gather kernel (8 listed rows per tile for one token, 4 x 4
+// tiles for batches) on every compiled target, as above.
+TEST(SparseKernels, GatherRowsMatchesReferenceOnEveryCompiledTarget) {
+  ThreadPool pool(1);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    for (DType type : {DType::F32, DType::F16, DType::BF16}) {
+      const int64_t n_out = 45, n_in = 37;
+      const TestMatrix m = random_matrix(type, n_out, n_in, 31);
+      const TestMatrix m_abs = abs_matrix(m.w);
+      for (int64_t n_tok : {1, 3, 5})
+        for (int64_t count : {int64_t(5), int64_t(17), n_out}) {
+          const auto x = normal_floats(size_t(n_tok * n_in), 9 + n_tok);
+          const auto rows = test::random_subset(n_out, count, 7 + count);
+          std::vector<float> ref(size_t(n_tok * count)), l1(ref.size()), y(ref.size(), NAN);
+          matmul_gather_rows_reference(m.w, x.data(), n_tok, rows.data(), count, ref.data());
+          matmul_gather_rows_reference(m_abs.w, abs_of(x).data(), n_tok, rows.data(), count, l1.data());
+          matmul_gather_rows(m.w, x.data(), n_tok, rows.data(), count, y.data(), pool);
+          ASSERT_NO_FATAL_FAILURE(check_close(y, ref, l1,
+                                              dtype_name(type) + " tokens " + std::to_string(n_tok) + " rows " +
+                                                  std::to_string(count)));
+        }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 std::vector<uint8_t> bytes_of(const WeightMatrix& w) { return {w.data, w.data + w.bytes()}; }
+
+// Rows held elsewhere (as a file mapping holds them) are copied into memory
+// of the matrix's own; rows it owns already stay where they are.
+TEST(SparseKernels, WithOwnRowsCopiesBorrowedRows) {
+  const TestMatrix m = random_matrix(DType::BF16, 33, 64, 5);
+  const WeightMatrix borrowed{.type = m.w.type, .rows = m.w.rows, .cols = m.w.cols, .data = m.w.data};
+  const WeightMatrix own = with_own_rows(borrowed);
+  ASSERT_NE(own.owned, nullptr);
+  EXPECT_NE(own.data, borrowed.data);
+  EXPECT_EQ(bytes_of(own), m.bytes);
+  EXPECT_EQ(with_own_rows(own).data, own.data);
+}
 
 // F32, F16 and BF16 transpose exactly (decode and encode are exact for the
 // values they hold), so transposing twice gives the same bytes.

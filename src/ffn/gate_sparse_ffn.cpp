@@ -25,13 +25,14 @@ const char* GateRule::name(Kind k) {
 
 GateSparseFfn::GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down_t, GateRule rule,
                              SparsitySite* site, WeightMatrix down)
-    // One token gathers up's rows from its file layout. Batches run up dense
-    // (forward), which wants the packed tiles; they are kept where batches
-    // run dense at all, i.e. where the row-major down is at hand (sparsity
-    // applied at run time, which holds W_down twice already), and dropped
-    // elsewhere, where they would only hold memory.
+    // One token gathers up's rows in their file layout, from memory of
+    // their own (with_own_rows: huge pages, not the file's 4 KiB ones).
+    // Batches run up dense (forward), which wants the packed tiles; they are
+    // kept where batches run dense at all, i.e. where the row-major down is
+    // at hand (sparsity applied at run time, which holds W_down twice
+    // already), and dropped elsewhere, where they would only hold memory.
     : gate_(std::move(gate)),
-      up_(down.data || down.packed ? std::move(up) : without_packed(std::move(up))),
+      up_(with_own_rows(down.data || down.packed ? std::move(up) : without_packed(std::move(up)))),
       down_t_(std::move(down_t)),
       down_(std::move(down)),
       rule_(std::move(rule)), site_(site) {

@@ -161,23 +161,28 @@ void rows_packed(const WeightMatrix& w, const QuantizedActivations& xa, int64_t 
 // (k, v: 0.3 MB) from each rounding a huge page up. A chunk is freed with
 // the last matrix in it (shared_ptr aliasing; the chunk being filled stays
 // until exit); larger matrices get their own.
+std::shared_ptr<uint8_t> weight_allocation(uint64_t size) {
+  constexpr uint64_t kHuge = 2ull << 20;
+  // Below two huge pages, rounding up to whole ones would waste more than
+  // the TLB saves.
+  const uint64_t align = size >= 2 * kHuge ? kHuge : 64;
+  const uint64_t bytes = (std::max<uint64_t>(size, 1) + align - 1) / align * align;
+  std::shared_ptr<uint8_t> p(static_cast<uint8_t*>(std::aligned_alloc(align, bytes)), std::free);
+  if (!p) throw std::bad_alloc();
+  if (align == kHuge) ::madvise(p.get(), bytes, MADV_HUGEPAGE);  // advice: failure only costs speed
+  return p;
+}
+
 std::shared_ptr<uint8_t> packed_weight_buffer(uint64_t size) {
-  constexpr uint64_t kHuge = 2ull << 20, kChunk = 64ull << 20;
-  auto allocate = [](uint64_t bytes) {
-    bytes = (bytes + kHuge - 1) / kHuge * kHuge;
-    std::shared_ptr<uint8_t> chunk(static_cast<uint8_t*>(std::aligned_alloc(kHuge, bytes)), std::free);
-    if (!chunk) throw std::bad_alloc();
-    ::madvise(chunk.get(), bytes, MADV_HUGEPAGE);  // advice: failure only costs speed
-    return chunk;
-  };
+  constexpr uint64_t kChunk = 64ull << 20;
   size = (size + 63) / 64 * 64;
-  if (size > kChunk / 4) return allocate(size);
+  if (size > kChunk / 4) return weight_allocation(size);
   static std::mutex mutex;
   static std::shared_ptr<uint8_t> chunk;
   static uint64_t used = kChunk;
   const std::lock_guard<std::mutex> lock(mutex);
   if (used + size > kChunk) {
-    chunk = allocate(kChunk);
+    chunk = weight_allocation(kChunk);
     used = 0;
   }
   std::shared_ptr<uint8_t> piece(chunk, chunk.get() + used);

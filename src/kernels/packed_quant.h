@@ -63,7 +63,13 @@ WeightMatrix without_packed(WeightMatrix w);
 
 // Memory for re-laid weights (here and kernels/sparse_input_q8.h): size
 // bytes, 64-byte aligned, in transparent huge pages where the kernel allows.
+// Small matrices share 64 MiB chunks (freed with the last matrix in them).
 std::shared_ptr<uint8_t> packed_weight_buffer(uint64_t size);
+
+// One allocation of its own (not zeroed, 64-byte aligned), in transparent
+// huge pages from 4 MiB up: for weights built at load that may be dropped
+// again (transposed copies), which must not pin a shared chunk.
+std::shared_ptr<uint8_t> weight_allocation(uint64_t size);
 
 // Output rows [r0, r1) of packed w for n_tok tokens of prepared
 // activations (int8 blocks for Q8_0/Q4_0, xa.bf16 for BF16):

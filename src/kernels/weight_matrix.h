@@ -61,6 +61,12 @@ void read_row(const WeightMatrix& w, int64_t r, float* out);
 // are split over `pool` when given.
 WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool = nullptr);
 
+// w with its rows copied into an allocation of its own (huge pages for large
+// matrices, as transposed() makes) and the file pages they came from released:
+// for weights read in scattered row order (gathered rows), where every 4 KiB
+// page of a file mapping costs a TLB miss. Unchanged if w already owns its rows.
+WeightMatrix with_own_rows(WeightMatrix w);
+
 // The parts side by side as a new owned matrix [rows, sum of cols]: row r is
 // the parts' rows r one after the other (a byte copy; every part's cols must
 // be whole blocks of the shared type). Transposed matrices that read the
