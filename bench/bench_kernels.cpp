@@ -44,18 +44,26 @@ constexpr int64_t kIn = 2048, kOut = 5632;
 constexpr uint64_t kWorkingSet = 512ull << 20;
 int64_t copies_for(uint64_t bytes) { return int64_t((kWorkingSet + bytes - 1) / bytes); }
 
+// n words of non-constant values in 2 MiB pages, as `ffn bench`'s probe and
+// the model's re-laid weights are.
+std::shared_ptr<uint64_t> read_buffer(size_t n) {
+  const std::shared_ptr<uint8_t> bytes = ffn::weight_allocation(n * sizeof(uint64_t));
+  std::shared_ptr<uint64_t> w(bytes, reinterpret_cast<uint64_t*>(bytes.get()));
+  for (size_t i = 0; i < n; ++i) w.get()[i] = i * 0x9e3779b97f4a7c15ull;
+  return w;
+}
+
 // Reads kIn * kOut * 4 bytes (the fp32 matrix) per iteration.
 void BM_ReadBandwidth(benchmark::State& state) {
   const int64_t words = kIn * kOut / 2;
   const int64_t copies = copies_for(uint64_t(words) * 8);
-  ffn::AlignedVector<uint64_t> w(size_t(words * copies));
-  for (size_t i = 0; i < w.size(); ++i) w[i] = i * 0x9e3779b97f4a7c15ull;
+  const std::shared_ptr<uint64_t> w = read_buffer(size_t(words * copies));
   const int threads = static_cast<int>(state.range(0));
   ffn::ThreadPool pool(threads);
   int64_t copy = 0;
   std::vector<uint64_t> partial(threads);
   for (auto _ : state) {
-    const uint64_t* base = w.data() + copy * words;
+    const uint64_t* base = w.get() + copy * words;
     pool.parallel_for(words, [&](int64_t b, int64_t e, int t) { partial[t] = ffn::sum_words(base + b, e - b); });
     benchmark::DoNotOptimize(partial.data());
     copy = (copy + 1) % copies;
@@ -126,14 +134,13 @@ double read_gbps(int threads) {
   if (auto it = measured.find(threads); it != measured.end()) return it->second;
   const int64_t words = kIn * kOut / 2;
   const int64_t copies = copies_for(uint64_t(words) * 8);
-  ffn::AlignedVector<uint64_t> w(size_t(words * copies));
-  for (size_t i = 0; i < w.size(); ++i) w[i] = i * 0x9e3779b97f4a7c15ull;
+  const std::shared_ptr<uint64_t> w = read_buffer(size_t(words * copies));
   ffn::ThreadPool pool(threads);
   std::vector<uint64_t> partial(threads);
   const int reps = int(2 * copies);
   const auto start = std::chrono::steady_clock::now();
   for (int i = 0; i < reps; ++i) {
-    const uint64_t* base = w.data() + (i % copies) * words;
+    const uint64_t* base = w.get() + (i % copies) * words;
     pool.parallel_for(words, [&](int64_t b, int64_t e, int t) { partial[t] = ffn::sum_words(base + b, e - b); });
     benchmark::DoNotOptimize(partial.data());
   }
@@ -151,20 +158,20 @@ struct SparseWeights {
   ffn::DType type{};
   uint64_t bytes = 0;
   int64_t copies = 0;
-  ffn::AlignedVector<uint8_t> w;
+  std::shared_ptr<uint8_t> w;  // in 2 MiB pages, as a model's transposed weights (ffn::weight_allocation)
 };
 const SparseWeights& sparse_weights(ffn::DType type) {
   static SparseWeights s;
-  if (!s.w.empty() && s.type == type) return s;
+  if (s.w && s.type == type) return s;
   s.type = type;
   const uint64_t row_bytes = ffn::dtype_row_bytes(type, kIn);
   s.bytes = row_bytes * kOut;
   s.copies = copies_for(s.bytes);
-  s.w = ffn::AlignedVector<uint8_t>(s.bytes * s.copies);
+  s.w = ffn::weight_allocation(s.bytes * s.copies);
   auto rows = random_buffer(size_t(kIn));
   for (int64_t r = 0; r < kOut * s.copies; ++r) {
     rows[r % kIn] += 0.01f;
-    ffn::encode_row(type, rows.data(), s.w.data() + r * row_bytes, kIn);
+    ffn::encode_row(type, rows.data(), s.w.get() + r * row_bytes, kIn);
   }
   return s;
 }
@@ -190,7 +197,7 @@ const std::vector<ffn::WeightMatrix>& sparse_input_layouts(const SparseWeights& 
   layouts.clear();
   for (int64_t i = 0; i < sw.copies; ++i)
     layouts.push_back(ffn::packed_for_sparse_input(
-        ffn::WeightMatrix{.type = sw.type, .rows = kOut, .cols = kIn, .data = sw.w.data() + i * sw.bytes}));
+        ffn::WeightMatrix{.type = sw.type, .rows = kOut, .cols = kIn, .data = sw.w.get() + i * sw.bytes}));
   built_for = &sw;
   return layouts;
 }
@@ -214,7 +221,7 @@ void sparse_bench(benchmark::State& state) {
   ffn::ThreadPool pool(threads);
   auto step = [&](int64_t i) {
     if (layouts) m = (*layouts)[size_t(i % sw.copies)];
-    else m.data = sw.w.data() + (i % sw.copies) * sw.bytes;
+    else m.data = sw.w.get() + (i % sw.copies) * sw.bytes;
     const auto& set = sets[i % sets.size()];
     if (kSparseInput) ffn::matmul_sparse_input(m, x.data(), 1, set.data(), n_active, y.data(), pool);
     else ffn::matmul_gather_rows(m, x.data(), 1, set.data(), n_active, y.data(), pool);
@@ -263,7 +270,10 @@ void BM_ReadRows(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(2));
   const int64_t rows = kIn * kOut / row_bytes;  // ~11.5 MB per copy
   const int64_t copies = copies_for(uint64_t(rows * row_bytes));
-  ffn::AlignedVector<uint8_t> w(size_t(rows * row_bytes * copies), 1);
+  // In 2 MiB pages, as the model's scattered-row weights: in 4 KiB pages
+  // every row is also a TLB miss.
+  const std::shared_ptr<uint8_t> w = ffn::weight_allocation(uint64_t(rows * row_bytes * copies));
+  std::memset(w.get(), 1, size_t(rows * row_bytes * copies));
   const auto sets = active_sets(rows, density);
   ffn::ThreadPool pool(threads);
   std::vector<uint64_t> sink(static_cast<size_t>(threads));
@@ -286,7 +296,7 @@ void BM_ReadRows(benchmark::State& state) {
   int64_t i = 0;
   for (auto _ : state) {
     const auto& set = sets[size_t(i % int64_t(sets.size()))];
-    const uint8_t* base = w.data() + (i % copies) * rows * row_bytes;
+    const uint8_t* base = w.get() + (i % copies) * rows * row_bytes;
     pool.parallel_for(threads, [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; ++t)
         sink[size_t(t)] += read(base, set, int64_t(set.size()) * t / threads, int64_t(set.size()) * (t + 1) / threads);
