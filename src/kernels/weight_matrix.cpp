@@ -31,7 +31,8 @@ WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool) {
   t.cols = w.rows;
   // Its own allocation in huge pages: input-sparse products read its rows
   // in scattered order, and a TLB miss per row (4 KiB pages) cost BF16
-  // W^T ~2.5x the time of the same bytes gathered elsewhere.
+  // W^T ~2.4x the time of the same bytes gathered elsewhere (perf, CATS
+  // decode; docs/BENCHMARKS.md).
   const std::shared_ptr<uint8_t> buf = weight_allocation(t.bytes());
   t.data = buf.get();
   t.owned = buf;
