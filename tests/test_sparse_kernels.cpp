@@ -232,6 +232,35 @@ TEST(SparseKernels, GatherRowsMatchesReferenceOnEveryCompiledTarget) {
 
 std::vector<uint8_t> bytes_of(const WeightMatrix& w) { return {w.data, w.data + w.bytes()}; }
 
+// Parts of one type join as bytes; mixed types (F32 q/k beside an F16 v, as
+// a file may store them) join as F32 holding every value exactly.
+TEST(SparseKernels, ConcatColumnsJoinsSameTypesAsBytesAndMixedTypesAsF32) {
+  const TestMatrix a = random_matrix(DType::F32, 9, 8, 1), b = random_matrix(DType::F16, 9, 4, 2),
+                   q = random_matrix(DType::Q8_0, 9, 64, 3), q2 = random_matrix(DType::Q8_0, 9, 32, 4);
+  const WeightMatrix same = concat_columns({&q.w, &q2.w});
+  EXPECT_EQ(same.type, DType::Q8_0);
+  EXPECT_EQ(same.cols, 96);
+  for (int64_t r = 0; r < 9; ++r) {
+    EXPECT_EQ(std::memcmp(same.row(r), q.w.row(r), q.w.row_bytes()), 0);
+    EXPECT_EQ(std::memcmp(same.row(r) + q.w.row_bytes(), q2.w.row(r), q2.w.row_bytes()), 0);
+  }
+  const WeightMatrix mixed = concat_columns({&a.w, &b.w, &q.w});
+  ASSERT_EQ(mixed.type, DType::F32);
+  ASSERT_EQ(mixed.cols, 8 + 4 + 64);
+  std::vector<float> row(76), part(64);
+  for (int64_t r = 0; r < 9; ++r) {
+    read_row(mixed, r, row.data());
+    int64_t at = 0;
+    for (const WeightMatrix* p : {&a.w, &b.w, &q.w}) {
+      read_row(*p, r, part.data());
+      for (int64_t j = 0; j < p->cols; ++j) ASSERT_EQ(row[at + j], part[j]) << r << " " << at + j;
+      at += p->cols;
+    }
+  }
+  const TestMatrix short_rows = random_matrix(DType::F32, 5, 8, 5);
+  EXPECT_THROW(concat_columns({&a.w, &short_rows.w}), std::invalid_argument);
+}
+
 // Rows held elsewhere (as a file mapping holds them) are copied into memory
 // of the matrix's own; rows it owns already stay where they are.
 TEST(SparseKernels, WithOwnRowsCopiesBorrowedRows) {

@@ -80,18 +80,25 @@ WeightMatrix with_own_rows(WeightMatrix w) {
 WeightMatrix concat_columns(std::initializer_list<const WeightMatrix*> parts) {
   if (parts.size() == 0) throw std::invalid_argument("concat_columns: no parts");
   const WeightMatrix& first = **parts.begin();
+  bool bytes_join = true;
   WeightMatrix c{.type = first.type, .rows = first.rows, .cols = 0};
   for (const WeightMatrix* p : parts) {
-    if (p->type != c.type || p->rows != c.rows || p->data == nullptr || !dtype_row_ok(p->type, uint64_t(p->cols)))
-      throw std::invalid_argument("concat_columns: parts differ in type or rows, or are not whole blocks");
+    if (p->rows != c.rows || p->data == nullptr) throw std::invalid_argument("concat_columns: parts differ in rows");
+    bytes_join = bytes_join && p->type == c.type && dtype_row_ok(p->type, uint64_t(p->cols));
     c.cols += p->cols;
   }
+  if (!bytes_join) c.type = DType::F32;
   const std::shared_ptr<uint8_t> buf = weight_allocation(c.bytes());  // huge pages, as transposed()
   for (int64_t r = 0; r < c.rows; ++r) {
     uint8_t* out = buf.get() + uint64_t(r) * c.row_bytes();
     for (const WeightMatrix* p : parts) {
-      std::memcpy(out, p->row(r), p->row_bytes());
-      out += p->row_bytes();
+      if (bytes_join) {
+        std::memcpy(out, p->row(r), p->row_bytes());
+        out += p->row_bytes();
+      } else {
+        dequantize_row(p->type, p->row(r), reinterpret_cast<float*>(out), uint64_t(p->cols));
+        out += uint64_t(p->cols) * sizeof(float);
+      }
     }
   }
   c.data = buf.get();

@@ -68,10 +68,13 @@ WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool = nullptr);
 WeightMatrix with_own_rows(WeightMatrix w);
 
 // The parts side by side as a new owned matrix [rows, sum of cols]: row r is
-// the parts' rows r one after the other (a byte copy; every part's cols must
-// be whole blocks of the shared type). Transposed matrices that read the
+// the parts' rows r one after the other. Transposed matrices that read the
 // same input become one, so an active input is one longer row — a longer
 // contiguous read, and one product instead of several (TEAL's q/k/v, gate/up).
+// Parts of one type whose cols are whole blocks are copied as bytes; parts
+// of mixed types (a file may keep attn_v at a higher precision than attn_q)
+// are joined as F32, which holds every type's values exactly. The parts
+// must have the same rows (std::invalid_argument otherwise).
 WeightMatrix concat_columns(std::initializer_list<const WeightMatrix*> parts);
 
 }  // namespace ffn
