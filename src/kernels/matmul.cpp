@@ -149,29 +149,25 @@ void GatherRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, const 
   }
 }
 
-// Type-erased entry (HWY_EXPORT needs one non-template function per type).
+// Calls f with w as the element type that `type` names (F16, BF16, else F32).
+template <typename F>
+void WithWeightType(DType type, const void* w, const F& f) {
+  switch (type) {
+    case DType::F16: return f(static_cast<const hwy::float16_t*>(w));
+    case DType::BF16: return f(static_cast<const hwy::bfloat16_t*>(w));
+    default: return f(static_cast<const float*>(w));
+  }
+}
+
+// Type-erased entries (HWY_EXPORT needs one non-template function each).
 void MatmulRowsDense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
                      int64_t n_out, float* y, int64_t r0, int64_t r1) {
-  switch (type) {
-    case DType::F16:
-      return MatmulRows(x, n_tok, n_in, static_cast<const hwy::float16_t*>(w), n_out, y, r0, r1);
-    case DType::BF16:
-      return MatmulRows(x, n_tok, n_in, static_cast<const hwy::bfloat16_t*>(w), n_out, y, r0, r1);
-    default:
-      return MatmulRows(x, n_tok, n_in, static_cast<const float*>(w), n_out, y, r0, r1);
-  }
+  WithWeightType(type, w, [&](const auto* tw) HWY_ATTR { MatmulRows(x, n_tok, n_in, tw, n_out, y, r0, r1); });
 }
 
 void GatherRowsDense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w, const int32_t* list,
                      int64_t n, float* y, int64_t y_stride) {
-  switch (type) {
-    case DType::F16:
-      return GatherRows(x, n_tok, n_in, static_cast<const hwy::float16_t*>(w), list, n, y, y_stride);
-    case DType::BF16:
-      return GatherRows(x, n_tok, n_in, static_cast<const hwy::bfloat16_t*>(w), list, n, y, y_stride);
-    default:
-      return GatherRows(x, n_tok, n_in, static_cast<const float*>(w), list, n, y, y_stride);
-  }
+  WithWeightType(type, w, [&](const auto* tw) HWY_ATTR { GatherRows(x, n_tok, n_in, tw, list, n, y, y_stride); });
 }
 
 float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n) {
