@@ -5,7 +5,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/aligned_buffer.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/convert.h"
