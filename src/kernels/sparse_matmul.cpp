@@ -413,10 +413,15 @@ void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, 
       for (int64_t i = b; i < e; ++i)
         part(n_active * i / threads, n_active * (i + 1) / threads, partial + i * n_out, 0, n_out);
     });
-    for (int64_t o = 0; o < n_out; ++o) {
-      float s = 0;
-      for (int i = 0; i < threads; ++i) s += partial[i * n_out + o];
-      y[o] = s;
+    // Added one partial at a time, in thread order: each pass is a vector
+    // loop over contiguous floats (a loop over threads inside a loop over
+    // columns reads with a stride and does not vectorize; it cost ~2% of
+    // Q8_0 TEAL decode).
+    std::copy(partial, partial + n_out, y);
+    for (int i = 1; i < threads; ++i) {
+      const float* __restrict part_i = partial + i * n_out;
+      float* __restrict out = y;
+      for (int64_t o = 0; o < n_out; ++o) out[o] += part_i[o];
     }
     return;
   }
