@@ -25,9 +25,11 @@
 #include "model/loaded_model.h"
 #include "test_util.h"
 #include "transform/activation_stats.h"
+#include "io/gguf_writer.h"
 #include "io/model_source.h"
 #include "transform/sparse_file.h"
 #include "transform/sparsify.h"
+#include "transform/synthesize.h"
 
 namespace ffn {
 namespace {
@@ -678,6 +680,61 @@ TEST(SparseFile, BadPlanMetadataNamesTheKey) {
         s = t;
       },
       "blk.2.ffn_gate_t.weight");
+}
+
+}  // namespace
+}  // namespace ffn
+
+namespace ffn {
+namespace {
+
+// The bytes of `path`'s mappings in this process's resident set
+// (/proc/self/smaps: a mapping's header line ends with its path, and the
+// first "Rss:" line after it is that mapping's).
+uint64_t resident_bytes_of_mapped_file(const std::string& path) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  uint64_t kib = 0;
+  while (std::getline(smaps, line)) {
+    if (line.size() > path.size() && line.compare(line.size() - path.size(), path.size(), path) == 0) {
+      inside = true;
+    } else if (line.rfind("Rss:", 0) == 0) {
+      if (inside) kib += std::stoull(line.substr(4));
+      inside = false;
+    }
+  }
+  return kib * 1024;
+}
+
+// Applying TEAL at run time transposes W from the file's rows. Packing had
+// released those file pages; reading them for the transpose faulted them
+// back in, and they stayed: a TinyLlama Q8_0 model held its whole file (1
+// GB) resident beside the packed W and W^T. After apply_sparsity only a
+// small part of the file (norms, embedding rows, edge pages) may stay.
+TEST(Sparsity, RuntimeTealLeavesTheFilesWeightPagesOutOfMemory) {
+  SynthShape shape = *synth_preset("tiny");
+  shape.dim = 512;
+  shape.hidden_dim = 1536;
+  shape.n_heads = 8;
+  shape.n_kv_heads = 4;
+  shape.vocab_size = 1000;
+  const std::string path = test::temp_dir() + "/rss_teal.gguf";
+  write_gguf(synthesize(shape, DType::Q8_0, 3), path);
+  const uint64_t file_bytes = std::filesystem::file_size(path);
+  LoadedModel lm = load_model(path);
+  SparsityPlan plan;
+  plan.spec = parse_sparsity_spec("teal:0.5");
+  for (uint64_t l = 0; l < shape.n_layers; ++l) {
+    LayerSparsityPlan p;
+    p.attn_in_threshold = p.attn_out_threshold = 0.1f;
+    p.teal.ffn_in = p.teal.ffn_mid = 0.1f;
+    plan.layers.push_back(p);
+  }
+  ThreadPool pool(2);
+  apply_sparsity(*lm.model, plan, &pool);
+  // Before the fix: ~90% of the file (every transposed matrix's pages).
+  EXPECT_LT(resident_bytes_of_mapped_file(path), file_bytes / 5) << "of " << file_bytes << " bytes";
 }
 
 }  // namespace

@@ -98,10 +98,17 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
     if (!attn && !ffn_teal && !p.gate_sparse) continue;
     const GatedFfn& dense = dense_ffn(model, l);
     auto name = [l](const char* site) { return fmt::format("blk.{}.{}", l, site); };
-    // W^T from the file when it stores it so, else transposed now.
+    // W^T from the file when it stores it so, else transposed now. Reading
+    // w's rows faults its file pages back in (packing released them), so
+    // they are released again: else a runtime TEAL model kept the whole
+    // file resident beside its packed W and W^T (RSS +1 GB on TinyLlama
+    // Q8_0). A path that reads those rows later faults them in again.
     auto transpose = [&](const char* tensor, const WeightMatrix& w) {
       const WeightMatrix* t = model.pretransposed(fmt::format("blk.{}.{}.weight", l, tensor));
-      return t ? *t : transposed(w, pool);
+      if (t) return *t;
+      WeightMatrix wt = transposed(w, pool);
+      if (!w.owned && w.data) release_mapped_pages(w.data, w.bytes());
+      return wt;
     };
     // Matrices that read the same sparse input, side by side (one longer row
     // per input: one product, one longer contiguous read), re-laid for the
