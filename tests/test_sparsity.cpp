@@ -140,61 +140,67 @@ class GateSparseFfnTest : public ::testing::TestWithParam<GateCase> {};
 
 TEST_P(GateSparseFfnTest, EqualsTheDenseFfnWithTheSameMask) {
   const auto [kind, type] = GetParam();
-  const int64_t d = 96, h = 160;  // multiples of 32 (quantized), not of the vector width
-  WeightMatrix gate = random_matrix(type, h, d, 1), up = random_matrix(type, h, d, 2), down = random_matrix(type, d, h, 3);
-  GateRule rule;
-  rule.kind = kind;
-  rule.threshold = 0.05f;
-  rule.keep_fraction = 0.35;
-  for (int64_t j = 0; j < h; ++j) rule.channel_thresholds.push_back(0.01f * float(j % 11));
+  // d: multiples of 32 (quantized); 96 gathers Q8_0 up rows in the file
+  // layout, 128 (a multiple of 64) re-laid for kernels/gather_rows_q8.h.
   SparsityMeter meter;
-  SparsitySite* site = meter.add("s", 2 * d, 0, true);
-  // with_down: the row-major down at hand, so the 5-token batch runs up and
-  // down dense on the masked activations (ffn/sparse_batch.h); its
-  // reference multiplies W_down itself, the token path's the transposed copy.
-  // Then gate, up and down are packed as the model loads them (where the
-  // type packs): batches read up's tiles, one token gathers its row order.
-  WeightMatrix gate_p = gate, up_p = up, down_p = down;
-  for (WeightMatrix* w : {&gate_p, &up_p, &down_p}) pack_row_tiles(*w, nullptr);
-  for (const bool with_down : {false, true}) {
-    GateSparseFfn ffn(with_down ? gate_p : gate, with_down ? up_p : up, transposed(down), rule, site,
-                      with_down ? down_p : WeightMatrix{});
-    const auto G = decoded(gate), U = decoded(up);
-    ThreadPool pool(3);
-    for (int64_t n : {1, 5}) {
-      const auto D = with_down && n > 1 ? decoded(down) : untransposed(down);
-      Tensor x(n, d), y;
-      const auto xs = test::random_floats(size_t(n * d), 7 + n);
-      std::copy(xs.begin(), xs.end(), x.data.begin());
-      Scratch s;
-      ffn.forward(x, y, s, pool);
-      // Reference: dense gate, the rule's mask, dense up/down in double.
-      uint64_t kept = 0;
-      for (int64_t t = 0; t < n; ++t) {
-        std::vector<double> xt(x.row(t), x.row(t) + d);
-        const auto g = matvec(G, h, d, xt), u = matvec(U, h, d, xt);
-        // The mask is decided on the fast path's gate (fp32, possibly int8
-        // activations): recompute it from that so the reference isolates the
-        // sparse products.
-        SparseActivations packed;
-        Tensor g32(1, h);
-        matmul(with_down ? gate_p : gate, x.row(t), 1, g32.ptr(), pool);
-        ffn.select(g32.ptr(), 1, packed);
-        std::vector<double> hv(static_cast<size_t>(h), 0.0);
-        for (int64_t k = 0; k < packed.n_active(); ++k) {
-          const int64_t j = packed.active[k];
-          if (packed.values[k] != 0.0f) hv[j] = double(silu(float(g[j]))) * u[j];
+  SparsitySite* site = meter.add("s", 2 * 128, 0, true);
+  for (const int64_t d : {96, 128}) {
+    const int64_t h = 160;
+    WeightMatrix gate = random_matrix(type, h, d, 1), up = random_matrix(type, h, d, 2),
+                 down = random_matrix(type, d, h, 3);
+    GateRule rule;
+    rule.kind = kind;
+    rule.threshold = 0.05f;
+    rule.keep_fraction = 0.35;
+    for (int64_t j = 0; j < h; ++j) rule.channel_thresholds.push_back(0.01f * float(j % 11));
+    // with_down: the row-major down at hand, so the 5-token batch runs up and
+    // down dense on the masked activations (ffn/sparse_batch.h); its
+    // reference multiplies W_down itself, the token path's the transposed copy.
+    // Then gate, up and down are packed as the model loads them (where the
+    // type packs): batches read up's tiles, one token gathers its row order.
+    WeightMatrix gate_p = gate, up_p = up, down_p = down;
+    for (WeightMatrix* w : {&gate_p, &up_p, &down_p}) pack_row_tiles(*w, nullptr);
+    for (const bool with_down : {false, true}) {
+      GateSparseFfn ffn(with_down ? gate_p : gate, with_down ? up_p : up, transposed(down), rule, site,
+                        with_down ? down_p : WeightMatrix{});
+      const auto G = decoded(gate), U = decoded(up);
+      ThreadPool pool(3);
+      for (int64_t n : {1, 5}) {
+        const auto D = with_down && n > 1 ? decoded(down) : untransposed(down);
+        Tensor x(n, d), y;
+        const auto xs = test::random_floats(size_t(n * d), 7 + n);
+        std::copy(xs.begin(), xs.end(), x.data.begin());
+        Scratch s;
+        ffn.forward(x, y, s, pool);
+        // Reference: dense gate, the rule's mask, dense up/down in double.
+        uint64_t kept = 0;
+        for (int64_t t = 0; t < n; ++t) {
+          std::vector<double> xt(x.row(t), x.row(t) + d);
+          const auto g = matvec(G, h, d, xt), u = matvec(U, h, d, xt);
+          // The mask is decided on the fast path's gate (fp32, possibly int8
+          // activations): recompute it from that so the reference isolates the
+          // sparse products.
+          SparseActivations packed;
+          Tensor g32(1, h);
+          matmul(with_down ? gate_p : gate, x.row(t), 1, g32.ptr(), pool);
+          ffn.select(g32.ptr(), 1, packed);
+          std::vector<double> hv(static_cast<size_t>(h), 0.0);
+          for (int64_t k = 0; k < packed.n_active(); ++k) {
+            const int64_t j = packed.active[k];
+            if (packed.values[k] != 0.0f) hv[j] = double(silu(float(g[j]))) * u[j];
+          }
+          kept += packed.kept;
+          const auto yr = matvec(D, d, h, hv);
+          double scale = 0;
+          for (double v : yr) scale = std::max(scale, std::fabs(v));
+          const double tol = (type == DType::F32 ? 1e-5 : type == DType::Q4_0 ? 0.06 : 0.02) * std::max(scale, 1.0);
+          for (int64_t o = 0; o < d; ++o)
+            ASSERT_NEAR(y.row(t)[o], yr[o], tol)
+                << "d " << d << " token " << t << " out " << o << (with_down ? " with down" : "");
         }
-        kept += packed.kept;
-        const auto yr = matvec(D, d, h, hv);
-        double scale = 0;
-        for (double v : yr) scale = std::max(scale, std::fabs(v));
-        const double tol = (type == DType::F32 ? 1e-5 : type == DType::Q4_0 ? 0.06 : 0.02) * std::max(scale, 1.0);
-        for (int64_t o = 0; o < d; ++o)
-          ASSERT_NEAR(y.row(t)[o], yr[o], tol) << "token " << t << " out " << o << (with_down ? " with down" : "");
+        EXPECT_GT(kept, 0u);
+        EXPECT_LT(kept, uint64_t(n * h));
       }
-      EXPECT_GT(kept, 0u);
-      EXPECT_LT(kept, uint64_t(n * h));
     }
   }
   EXPECT_GT(meter.achieved_sparsity(), 0.0);

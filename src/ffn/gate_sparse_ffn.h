@@ -54,9 +54,10 @@ class GateSparseFfn : public FeedForward {
   // row-major [d_model, hidden] when at hand (sparsity applied at run time):
   // batches whose union of neurons is wide then run up and down dense on
   // the masked activations (ffn/sparse_batch.h); without it they read the
-  // union's rows.
+  // union's rows. pool, when given, splits the re-laying of up's rows for
+  // the gathers (load time).
   GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix down_t, GateRule rule, SparsitySite* site,
-                WeightMatrix down = {});
+                WeightMatrix down = {}, ThreadPool* pool = nullptr);
 
   void forward(const Tensor& x, Tensor& y, Scratch& scratch, ThreadPool& pool) const override;
   int64_t d_model() const override { return gate_.cols; }
@@ -73,7 +74,12 @@ class GateSparseFfn : public FeedForward {
   // The rule's decision for g: keep_[t * hidden + i] and act_ = SiLU(g).
   void decide(const float* g, int64_t n_tok) const;
 
-  WeightMatrix gate_, up_, down_t_, down_;
+  WeightMatrix gate_;
+  // up for gathers of the kept neurons' rows (one token, narrow batches).
+  WeightMatrix up_rows_;
+  // up for batches that run dense; only its shape where they never do.
+  WeightMatrix up_;
+  WeightMatrix down_t_, down_;
   GateRule rule_;
   SparsitySite* site_;
   mutable SparseActivations packed_;

@@ -169,7 +169,8 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
       auto* site = meter->add(name("ffn_neurons"), uint64_t(2 * c.dim),
                               double(c.dim) * (bytes_per_weight(dense.up()) + bytes_per_weight(dense.down())), true);
       const WeightMatrix down_t = transpose("ffn_down", dense.down());
-      L.ffn = std::make_unique<GateSparseFfn>(dense.gate(), dense.up(), fused({&down_t}), p.gate, site, dense.down());
+      L.ffn = std::make_unique<GateSparseFfn>(dense.gate(), dense.up(), fused({&down_t}), p.gate, site, dense.down(),
+                                              pool);
     }
   }
   model.set_sparsity_plan_applied();

@@ -1,0 +1,180 @@
+// Gathered Q8_0 rows in the input-sparse row layout (why and arithmetic:
+// gather_rows_q8.h).
+#include "kernels/gather_rows_q8.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "core/aligned_buffer.h"
+#include "core/stream_split.h"
+#include "core/thread_pool.h"
+#include "kernels/matmul_quant.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/sparse_input_q8.h"
+
+// (GCC 12's AVX-512 headers pass _mm512_undefined_*() as merge sources,
+// which -Wmaybe-uninitialized reports at every inlined use.)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+namespace ffn {
+
+namespace {
+
+constexpr int64_t kChunk = 64;  // weights per vector: two blocks
+// List entries per unit of work: one tile of 8 rows for one token (8 row
+// streams in flight, as the input-sparse kernel keeps).
+constexpr int64_t kUnitRows = 8;
+// Prefetch distance along each row, spilling into the next unit's rows near
+// a row's end (as kernels/sparse_input_q8.cpp, measured there on the same
+// rows).
+constexpr int64_t kPrefetchBytes = 1024;
+// Below this many multiply-adds the calling thread does it all.
+constexpr int64_t kMinParallelMacs = 64 * 1024;
+
+// Lane l of a chunk's dot products belongs to block (l >> 1) & 1 of the
+// chunk (gather_rows_q8.h): the lanes 2, 3, 6, 7, ... take the second.
+constexpr __mmask16 kSecondBlockLanes = 0xCCCC;
+
+// x prepared for the rows, per token t:
+//   q[t * cols + ...]       int8 blocks, permuted within each 64-byte chunk
+//                           as the rows' bytes are;
+//   scale[(t * chunks + c) * 16 + l]  d_x of the block lane l of chunk c holds;
+//   zero[t * nbp + b]       128 * d_xb * sum(q_b), 0 for b >= nb.
+struct PreparedX {
+  AlignedVector<int8_t> q;
+  AlignedVector<float> scale, zero;
+  int64_t cols = 0, nb = 0, nbp = 0, chunks = 0;
+};
+
+FFN_VNNI_TARGET void prepare(const float* x, int64_t n_tok, int64_t cols, PreparedX& p) {
+  thread_local QuantizedActivations xa;  // the caller's: prepare runs before the workers start
+  xa.quantize(x, n_tok, cols);
+  p.cols = cols;
+  p.nb = cols / kQuantBlock;
+  p.nbp = (p.nb + 15) / 16 * 16;
+  p.chunks = cols / kChunk;
+  p.q.resize(static_cast<size_t>(n_tok * cols));
+  p.scale.resize(static_cast<size_t>(n_tok * p.chunks * 16));
+  p.zero.assign(static_cast<size_t>(n_tok * p.nbp), 0.0f);
+  // Stored dword i = 4L + k of a chunk holds the weights of outputs
+  // 16k + 4L .. +3, i.e. x's dword 4k + L.
+  const __m512i swap = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (int64_t t = 0; t < n_tok; ++t) {
+    for (int64_t c = 0; c < p.chunks; ++c) {
+      const int64_t at = t * cols + c * kChunk, b = t * p.nb + 2 * c;
+      _mm512_store_si512(p.q.data() + at, _mm512_permutexvar_epi32(swap, _mm512_load_si512(xa.q.data() + at)));
+      _mm512_store_ps(p.scale.data() + (t * p.chunks + c) * 16,
+                      _mm512_mask_blend_ps(kSecondBlockLanes, _mm512_set1_ps(xa.d[size_t(b)]),
+                                           _mm512_set1_ps(xa.d[size_t(b + 1)])));
+    }
+    for (int64_t b = 0; b < p.nb; ++b)
+      p.zero[size_t(t * p.nbp + b)] = 128.0f * xa.d[size_t(t * p.nb + b)] * float(xa.sum[size_t(t * p.nb + b)]);
+  }
+}
+
+// NR listed rows (row[r]: the row's start; the first `valid` are wanted,
+// the rest repeat the last) x NT tokens from t0, into y[t * y_stride + r].
+// next[r]: the rows after this tile's, for the prefetch past a row's end.
+template <int NR, int NT>
+FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next, int valid, int64_t stride,
+                          int64_t first, const PreparedX& p, int64_t t0, float* y, int64_t y_stride) {
+  __m512 acc[NT][NR];
+  for (int t = 0; t < NT; ++t)
+    for (int r = 0; r < NR; ++r) acc[t][r] = _mm512_setzero_ps();
+  const __m512i lane_block = _mm512_setr_epi32(0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1);
+  for (int64_t g = 0; g < p.chunks; g += 8) {
+    // 8 chunks share one vector of 16 block scales per row.
+    const int64_t b0 = 2 * g;
+    const __mmask16 in_row = p.nb - b0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (p.nb - b0)) - 1);
+    __m512 dw[NR];
+    for (int r = 0; r < NR; ++r)
+      dw[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(in_row, reinterpret_cast<const uint16_t*>(row[r]) + b0));
+    const int64_t n_chunks = std::min<int64_t>(8, p.chunks - g);
+    for (int64_t j = 0; j < n_chunks; ++j) {
+      const int64_t c = g + j, pos = first + c * kChunk, ahead = pos + kPrefetchBytes;
+      for (int r = 0; r < NR; ++r)
+        _mm_prefetch(reinterpret_cast<const char*>(ahead < stride ? row[r] + ahead
+                                                                  : next[r] + std::min(ahead - stride, pos)),
+                     _MM_HINT_T0);
+      const __m512i pick = _mm512_add_epi32(_mm512_set1_epi32(int(2 * j)), lane_block);
+      __m512i xq[NT];
+      __m512 xs[NT];
+      for (int t = 0; t < NT; ++t) {
+        xq[t] = _mm512_load_si512(p.q.data() + (t0 + t) * p.cols + c * kChunk);
+        xs[t] = _mm512_load_ps(p.scale.data() + ((t0 + t) * p.chunks + c) * 16);
+      }
+      for (int r = 0; r < NR; ++r) {
+        const __m512i u = _mm512_load_si512(row[r] + pos);
+        const __m512 s = _mm512_permutexvar_ps(pick, dw[r]);
+        for (int t = 0; t < NT; ++t)
+          acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xq[t])),
+                                      _mm512_mul_ps(s, xs[t]), acc[t][r]);
+      }
+    }
+  }
+  // The zero point's term, once per row: sum_b d_wb * 128 d_xb sum(q_b).
+  for (int r = 0; r < valid; ++r) {
+    __m512 zero[NT];
+    for (int t = 0; t < NT; ++t) zero[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < p.nb; b += 16) {
+      const __mmask16 in_row = p.nb - b >= 16 ? __mmask16(0xffff) : __mmask16((1u << (p.nb - b)) - 1);
+      const __m512 d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(in_row, reinterpret_cast<const uint16_t*>(row[r]) + b));
+      for (int t = 0; t < NT; ++t)
+        zero[t] = _mm512_fmadd_ps(d, _mm512_load_ps(p.zero.data() + (t0 + t) * p.nbp + b), zero[t]);
+    }
+    for (int t = 0; t < NT; ++t)
+      y[t * y_stride + r] = _mm512_reduce_add_ps(acc[t][r]) - _mm512_reduce_add_ps(zero[t]);
+  }
+}
+
+PreparedX& caller_prepared() {
+  thread_local PreparedX p;
+  return p;
+}
+
+StreamSplit& caller_split() {
+  thread_local StreamSplit split;
+  return split;
+}
+
+}  // namespace
+
+void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const int32_t* rows, int64_t n_rows,
+                    float* y, ThreadPool& pool) {
+  if (n_tok <= 0 || n_rows <= 0) return;
+  PreparedX& p = caller_prepared();
+  prepare(x, n_tok, w.cols, p);
+  const int64_t stride = int64_t(sparse_input_row_stride(w.cols)), first = stride - w.cols;
+  auto row_at = [&](int64_t i) { return w.packed + uint64_t(rows[std::min(i, n_rows - 1)]) * uint64_t(stride); };
+  // List entries [i0, i0 + 8) (fewer at the end), every token: 4 tokens x 4
+  // rows per tile while 4 tokens remain (each row's bytes serve 4 tokens),
+  // then 8 rows per tile for each remaining token.
+  auto unit = [&](int64_t u) {
+    const int64_t i0 = u * kUnitRows, n = std::min(kUnitRows, n_rows - i0);
+    const uint8_t *row[kUnitRows], *next[kUnitRows];
+    for (int64_t r = 0; r < kUnitRows; ++r) {
+      row[r] = row_at(i0 + std::min(r, n - 1));
+      next[r] = row_at(i0 + kUnitRows + r);
+    }
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4)
+      for (int64_t h = 0; h < n; h += 4)
+        tile<4, 4>(row + h, next + h, int(std::min<int64_t>(4, n - h)), stride, first, p, t, y + t * n_rows + i0 + h,
+                   n_rows);
+    for (; t < n_tok; ++t) tile<8, 1>(row, next, int(n), stride, first, p, t, y + t * n_rows + i0, n_rows);
+  };
+  const int64_t units = (n_rows + kUnitRows - 1) / kUnitRows;
+  if (n_tok * n_rows * w.cols < kMinParallelMacs || pool.size() == 1) {
+    for (int64_t u = 0; u < units; ++u) unit(u);
+    return;
+  }
+  StreamSplit& split = caller_split();
+  split.reset(units, pool.size());
+  pool.parallel_for(pool.size(), [&](int64_t, int64_t, int thread) {
+    for (int64_t u = split.next(thread); u >= 0; u = split.next(thread)) unit(u);
+  });
+}
+
+}  // namespace ffn

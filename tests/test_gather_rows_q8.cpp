@@ -1,0 +1,85 @@
+// The gathered-row Q8_0 kernel (kernels/gather_rows_q8.h) on rows re-laid
+// by packed_for_sparse_input, against a scalar emulation of the arithmetic
+// it defines: x quantized per block of 32 (QuantizedActivations, its
+// portable path: the same bytes as the AVX-512 one), exact integer block
+// dots, scaled by d_w * d_x and summed in double. Only the fp32 summation
+// order differs, so the tolerance is 1e-5 of each output's sum of
+// |d_w d_x w q| (plus a tiny absolute term for outputs near 0). Random
+// weights and activations; row lengths 64 to 2112 (block counts not a
+// multiple of 16), lists of 1 to all rows, unsorted and with gaps, 1 to 9
+// tokens (the 4-token tiles and the 1-token tail), 1 and 2 threads.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "core/half.h"
+#include "core/thread_pool.h"
+#include "kernels/convert.h"
+#include "kernels/gather_rows_q8.h"
+#include "kernels/matmul_quant.h"
+#include "kernels/quant_blocks.h"
+#include "kernels/sparse_input_q8.h"
+#include "kernels/weight_matrix.h"
+#include "test_util.h"
+
+namespace ffn {
+namespace {
+
+TEST(GatherRowsQ8, MatchesTheScalarEmulation) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "needs AVX-512 VNNI";
+  ThreadPool two(2), one(1);
+  std::mt19937_64 rng(11);
+  for (const int64_t cols : {64, 192, 576, 2112}) {
+    const int64_t rows = 37, nb = cols / kQuantBlock;
+    std::vector<uint8_t> bytes(dtype_row_bytes(DType::Q8_0, uint64_t(cols)) * uint64_t(rows));
+    const auto f = test::random_floats(size_t(rows * cols), uint64_t(cols));
+    WeightMatrix w{.type = DType::Q8_0, .rows = rows, .cols = cols};
+    for (int64_t r = 0; r < rows; ++r)
+      encode_row(DType::Q8_0, f.data() + r * cols, bytes.data() + r * w.row_bytes(), uint64_t(cols));
+    w.data = bytes.data();
+    const WeightMatrix relaid = packed_for_sparse_input(w);
+    ASSERT_NE(relaid.packed, nullptr);
+    const auto* blocks = reinterpret_cast<const BlockQ8_0*>(bytes.data());
+    for (const int64_t n_tok : {1, 3, 4, 5, 9}) {
+      const auto x = test::random_floats(size_t(n_tok * cols), uint64_t(100 + n_tok));
+      QuantizedActivations xa;
+      xa.quantize(x.data(), n_tok, cols, QuantPath::Portable);
+      for (const int64_t n_rows : {int64_t(1), int64_t(7), int64_t(9), int64_t(20), rows}) {
+        std::vector<int32_t> list(static_cast<size_t>(rows));
+        std::iota(list.begin(), list.end(), 0);
+        std::shuffle(list.begin(), list.end(), rng);
+        list.resize(size_t(n_rows));
+        for (ThreadPool* pool : {&one, &two}) {
+          std::vector<float> y(static_cast<size_t>(n_tok * n_rows), -7.0f);
+          gather_rows_q8(relaid, x.data(), n_tok, list.data(), n_rows, y.data(), *pool);
+          for (int64_t t = 0; t < n_tok; ++t)
+            for (int64_t i = 0; i < n_rows; ++i) {
+              double sum = 0, magnitude = 0;
+              for (int64_t b = 0; b < nb; ++b) {
+                const BlockQ8_0& blk = blocks[list[size_t(i)] * nb + b];
+                int64_t dot = 0, abs_dot = 0;
+                for (int64_t j = 0; j < kQuantBlock; ++j) {
+                  const int64_t p = int64_t(blk.qs[j]) * xa.q[size_t((t * nb + b) * kQuantBlock + j)];
+                  dot += p;
+                  abs_dot += std::abs(p);
+                }
+                const double scale = double(f16_to_f32(blk.d)) * double(xa.d[size_t(t * nb + b)]);
+                sum += scale * double(dot);
+                magnitude += std::abs(scale) * double(abs_dot);
+              }
+              EXPECT_NEAR(y[size_t(t * n_rows + i)], sum, 1e-5 * magnitude + 1e-6)
+                  << "cols " << cols << " tokens " << n_tok << " rows " << n_rows << " threads " << pool->size()
+                  << " t " << t << " i " << i;
+            }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ffn
