@@ -31,7 +31,7 @@ struct WeightMatrix;
 //   y[t * n_rows + i] = dot(W[rows[i], :], x[t * w.cols .. + w.cols])
 // W is row-major [n_out, n_in] in F32, F16, BF16, Q8_0 or Q4_0. rows[] are
 // distinct, ascending, within [0, w.rows); only those rows' bytes are read.
-// Threads split the row list (not the index range) into equal pieces.
+// Threads split the row list (not the index range): for_each_list_piece.
 // Q8_0/Q4_0 run QuantPath::Auto of matmul_quant (int8 activations on VNNI).
 void matmul_gather_rows(const WeightMatrix& w, const float* x, int64_t n_tok, const int32_t* rows,
                         int64_t n_rows, float* y, ThreadPool& pool);
@@ -60,10 +60,12 @@ void matmul_sparse_input_reference(const WeightMatrix& wt, const float* x, int64
 
 // Plumbing shared by the gather kernels (here and matmul_quant_gather_rows).
 //
-// for_each_list_piece splits a row list [0, n_rows) into one equal piece per
-// thread of pool (or keeps it whole on the calling thread when
-// n_rows * macs_per_row multiply-adds are too few to be worth waking the
-// workers) and calls piece(b, e) for each.
+// for_each_list_piece splits a row list [0, n_rows) into pieces of 64
+// entries that the threads of pool claim (core/stream_split.h: each streams
+// its own share, then helps the other), or keeps it whole on the calling
+// thread when n_rows * macs_per_row multiply-adds are too few to be worth
+// waking the workers, and calls piece(b, e) for each. For outputs that are
+// one per list entry (the gathers), so the split never changes a result.
 void for_each_list_piece(int64_t n_rows, int64_t macs_per_row, ThreadPool& pool,
                          const std::function<void(int64_t b, int64_t e)>& piece);
 
