@@ -204,7 +204,7 @@ const std::vector<ffn::WeightMatrix>& sparse_input_layouts(const SparseWeights& 
 }
 
 // Args: weight type (ggml id), density (% of rows active), threads, and the
-// layout (0: stored rows; 1: the Q8_0 VNNI row layout of
+// layout (0: stored rows; 1: the Q8_0/Q4_0 VNNI row layout of
 // kernels/sparse_input_q8.h, which matmul_sparse_input reads as W^T rows and
 // gather_rows_q8 as W rows).
 template <bool kSparseInput>
@@ -254,8 +254,9 @@ void sparse_args(benchmark::internal::Benchmark* b) {
 void relaid_args(benchmark::internal::Benchmark* b) {
   sparse_args(b);
   if (!ffn::cpu_has_vnni()) return;
-  for (int64_t density : {10, 50, 100})
-    for (int threads : {1, 2}) b->Args({int64_t(ffn::DType::Q8_0), density, threads, 1});
+  for (ffn::DType t : {ffn::DType::Q8_0, ffn::DType::Q4_0})
+    for (int64_t density : {10, 50, 100})
+      for (int threads : {1, 2}) b->Args({int64_t(t), density, threads, 1});
 }
 BENCHMARK(BM_SparseInput)->Apply(relaid_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_GatherRows)->Apply(relaid_args)->UseRealTime()->Unit(benchmark::kMillisecond);

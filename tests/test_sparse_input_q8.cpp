@@ -1,13 +1,13 @@
-// The VNNI input-sparse Q8_0 kernel (kernels/sparse_input_q8.h), through
-// matmul_sparse_input on a re-laid W^T, against two independent scalar
-// references on random weights and activations:
+// The VNNI input-sparse kernel (kernels/sparse_input_q8.h) on Q8_0 and Q4_0
+// weights, through matmul_sparse_input on a re-laid W^T, against two
+// independent scalar references on random weights and activations:
 //
 //  1. an emulation of the arithmetic the header defines (groups of 8
 //     consecutive active rows, a_jb = x_j d_jb, A = max|a| / 127,
 //     q = round-to-nearest-even(a * 127 / max|a|), exact integer sums),
 //     accumulated in double. The int8 values are the kernel's exactly, so
 //     only the fp32 summation order differs: tolerance 1e-5 of each output's
-//     sum of |A q (w + 128)| over groups (the kernel adds the biased
+//     sum of |A q (w + zero)| over groups (the kernel adds the biased
 //     integer sums and the zero point's term separately). Groups restart in
 //     each thread's share of the list with one token, so this runs where
 //     the list is not split: one thread, or several tokens (threads split
@@ -37,20 +37,30 @@
 namespace ffn {
 namespace {
 
+// A random Q8_0 or Q4_0 matrix, read back from the GGUF block definitions.
 struct Q8Matrix {
   std::vector<uint8_t> bytes;
   WeightMatrix w;
-  const BlockQ8_0* block(int64_t row, int64_t b) const {
-    return reinterpret_cast<const BlockQ8_0*>(w.row(row)) + b;
+  // Weight c of block b of `row` (the signed integer) and the block's scale.
+  int32_t weight(int64_t row, int64_t b, int64_t c) const {
+    if (w.type == DType::Q8_0) return reinterpret_cast<const BlockQ8_0*>(w.row(row))[b].qs[c];
+    const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(w.row(row))[b];
+    return int32_t(c < 16 ? blk.qs[c] & 0x0f : blk.qs[c - 16] >> 4) - 8;
   }
+  float scale(int64_t row, int64_t b) const {
+    uint16_t d;
+    std::memcpy(&d, w.row(row) + uint64_t(b) * dtype_row_bytes(w.type, kQuantBlock), 2);
+    return f16_to_f32(d);
+  }
+  int32_t zero() const { return w.type == DType::Q8_0 ? 128 : 8; }
 };
-Q8Matrix random_q8(int64_t rows, int64_t cols, uint64_t seed) {
+Q8Matrix random_q8(int64_t rows, int64_t cols, uint64_t seed, DType type = DType::Q8_0) {
   Q8Matrix m;
-  m.w = WeightMatrix{.type = DType::Q8_0, .rows = rows, .cols = cols};
+  m.w = WeightMatrix{.type = type, .rows = rows, .cols = cols};
   m.bytes.resize(m.w.bytes());
   const auto f = test::random_floats(size_t(rows * cols), seed);
   for (int64_t r = 0; r < rows; ++r)
-    encode_row(DType::Q8_0, f.data() + r * cols, m.bytes.data() + r * m.w.row_bytes(), uint64_t(cols));
+    encode_row(type, f.data() + r * cols, m.bytes.data() + r * m.w.row_bytes(), uint64_t(cols));
   m.w.data = m.bytes.data();
   return m;
 }
@@ -68,7 +78,7 @@ void emulate(const Q8Matrix& m, const float* x, int64_t n_tok, const std::vector
       for (int64_t b = 0; b < n_out / kQuantBlock; ++b) {
         float a[8], largest = 0.0f;
         for (int64_t r = 0; r < rows; ++r) {
-          a[r] = f16_to_f32(m.block(active[size_t(g + r)], b)->d) * x[t * n_active + g + r];
+          a[r] = m.scale(active[size_t(g + r)], b) * x[t * n_active + g + r];
           largest = std::max(largest, std::abs(a[r]));
         }
         const float step = largest * (1.0f / 127.0f), inv = largest > 0.0f ? 127.0f / largest : 0.0f;
@@ -77,9 +87,9 @@ void emulate(const Q8Matrix& m, const float* x, int64_t n_tok, const std::vector
         for (int64_t c = 0; c < kQuantBlock; ++c) {
           int64_t sum = 0, biased = 0;
           for (int64_t r = 0; r < rows; ++r) {
-            const int32_t w = m.block(active[size_t(g + r)], b)->qs[c];
+            const int32_t w = m.weight(active[size_t(g + r)], b, c);
             sum += int64_t(q[r]) * w;
-            biased += int64_t(std::abs(q[r])) * (std::abs(w) + 128);
+            biased += int64_t(std::abs(q[r])) * (std::abs(w) + m.zero());
           }
           const size_t o = size_t(t * n_out + b * kQuantBlock + c);
           out[o] += double(step) * double(sum);
@@ -98,21 +108,21 @@ std::vector<double> rounding_bound(const Q8Matrix& m, const float* x, int64_t n_
     for (int64_t b = 0; b < n_out / kQuantBlock; ++b) {
       double largest = 0;
       for (int64_t k = 0; k < n_active; ++k)
-        largest = std::max(largest, std::abs(double(f16_to_f32(m.block(active[size_t(k)], b)->d)) *
-                                             x[t * n_active + k]));
+        largest = std::max(largest, std::abs(double(m.scale(active[size_t(k)], b)) * x[t * n_active + k]));
       for (int64_t k = 0; k < n_active; ++k)
         for (int64_t c = 0; c < kQuantBlock; ++c)
           bound[size_t(t * n_out + b * kQuantBlock + c)] +=
-              std::abs(double(m.block(active[size_t(k)], b)->qs[c])) * largest / 254.0;
+              std::abs(double(m.weight(active[size_t(k)], b, c))) * largest / 254.0;
     }
   return bound;
 }
 
-void check(int64_t n_in, int64_t n_out, int64_t n_tok, int64_t count, ThreadPool& pool) {
-  const std::string what = std::to_string(n_in) + "x" + std::to_string(n_out) + " tokens " +
+void check(DType type, int64_t n_in, int64_t n_out, int64_t n_tok, int64_t count, ThreadPool& pool) {
+  const std::string what = std::string(dtype_name(type)) + " " + std::to_string(n_in) + "x" +
+                           std::to_string(n_out) + " tokens " +
                            std::to_string(n_tok) + " active " + std::to_string(count) + " threads " +
                            std::to_string(pool.size());
-  const Q8Matrix m = random_q8(n_in, n_out, uint64_t(5 + n_in + n_out));
+  const Q8Matrix m = random_q8(n_in, n_out, uint64_t(5 + n_in + n_out), type);
   const WeightMatrix packed = packed_for_sparse_input(m.w);
   ASSERT_NE(packed.packed, nullptr) << what;
   ASSERT_EQ(packed.data, nullptr) << what;
@@ -144,16 +154,20 @@ void check(int64_t n_in, int64_t n_out, int64_t n_tok, int64_t count, ThreadPool
 TEST(SparseInputQ8, MatchesEmulationAndExactProduct) {
   if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   ThreadPool pool1(1), pool3(3);
-  for (int64_t n_in : {45, 333})
-    for (int64_t n_out : {64, 192, 640})
-      for (int64_t n_tok : {1, 3, 9, 17})
-        for (int64_t count : {int64_t(0), int64_t(1), int64_t(7), int64_t(9), n_in * 37 / 100, n_in})
-          for (ThreadPool* pool : {&pool1, &pool3}) ASSERT_NO_FATAL_FAILURE(check(n_in, n_out, n_tok, count, *pool));
+  for (DType type : {DType::Q8_0, DType::Q4_0})
+    for (int64_t n_in : {45, 333})
+      for (int64_t n_out : {64, 192, 640})
+        for (int64_t n_tok : {1, 3, 9, 17})
+          for (int64_t count : {int64_t(0), int64_t(1), int64_t(7), int64_t(9), n_in * 37 / 100, n_in})
+            for (ThreadPool* pool : {&pool1, &pool3})
+              ASSERT_NO_FATAL_FAILURE(check(type, n_in, n_out, n_tok, count, *pool));
 }
 
-TEST(SparseInputQ8, PacksOnlyQ8WithWholeChunks) {
+TEST(SparseInputQ8, PacksQ8AndQ4WithWholeChunks) {
   if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   EXPECT_TRUE(can_pack_sparse_input(random_q8(5, 128, 1).w));
+  EXPECT_TRUE(can_pack_sparse_input(random_q8(5, 128, 1, DType::Q4_0).w));
+  EXPECT_FALSE(can_pack_sparse_input(random_q8(5, 96, 1, DType::Q4_0).w));
   EXPECT_FALSE(can_pack_sparse_input(random_q8(5, 96, 1).w));  // 96 outputs: 1.5 chunks
   WeightMatrix bf16{.type = DType::BF16, .rows = 4, .cols = 64};
   std::vector<uint8_t> bytes(bf16.bytes(), 1);
@@ -168,22 +182,27 @@ TEST(SparseInputQ8, PacksOnlyQ8WithWholeChunks) {
 // the q/k/v and gate/up W^T of TEAL are packed so without the joined copy.
 TEST(SparseInputQ8, PartsPackAsTheirConcatenation) {
   if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  const Q8Matrix a = random_q8(45, 192, 3), b = random_q8(45, 64, 4), c = random_q8(45, 128, 5);
+  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+  const Q8Matrix a = random_q8(45, 192, 3, type), b = random_q8(45, 64, 4, type), c = random_q8(45, 128, 5, type);
   ThreadPool pool(3);
   const WeightMatrix joined = packed_for_sparse_input(concat_columns({&a.w, &b.w, &c.w}));
   const WeightMatrix parts = packed_for_sparse_input({&a.w, &b.w, &c.w}, &pool);
   ASSERT_NE(parts.packed, nullptr);
   ASSERT_EQ(parts.rows, 45);
   ASSERT_EQ(parts.cols, 384);
-  const uint64_t bytes = uint64_t(45) * sparse_input_row_stride(384);
+  const uint64_t bytes = uint64_t(45) * sparse_input_row_stride(type, 384);
   EXPECT_EQ(std::memcmp(parts.packed, joined.packed, bytes), 0);
   // A part that cannot take the layout (96 columns): the plain concatenation.
-  const Q8Matrix odd = random_q8(45, 96, 6);
+  const Q8Matrix odd = random_q8(45, 96, 6, type);
   const WeightMatrix fallback = packed_for_sparse_input({&a.w, &odd.w});
   EXPECT_EQ(fallback.packed, nullptr);
   ASSERT_EQ(fallback.cols, 192 + 96);
   EXPECT_EQ(std::memcmp(fallback.row(44), a.w.row(44), a.w.row_bytes()), 0);
   EXPECT_EQ(std::memcmp(fallback.row(44) + a.w.row_bytes(), odd.w.row(44), odd.w.row_bytes()), 0);
+  }
+  // Parts of different types cannot share the layout.
+  const Q8Matrix q8 = random_q8(45, 64, 7), q4 = random_q8(45, 64, 8, DType::Q4_0);
+  EXPECT_EQ(packed_for_sparse_input({&q8.w, &q4.w}).packed, nullptr);
 }
 
 }  // namespace

@@ -5,12 +5,14 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "core/aligned_buffer.h"
 #include "core/stream_split.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/relaid_chunk.h"
 #include "kernels/sparse_input_q8.h"
 
 // (GCC 12's AVX-512 headers pass _mm512_undefined_*() as merge sources,
@@ -22,7 +24,7 @@ namespace ffn {
 
 namespace {
 
-constexpr int64_t kChunk = 64;  // weights per vector: two blocks
+constexpr int64_t kChunk = kRelaidChunk;  // weights per vector: two blocks
 // List entries per unit of work: one tile of 8 rows for one token (8 row
 // streams in flight, as the input-sparse kernel keeps).
 constexpr int64_t kUnitRows = 8;
@@ -41,10 +43,11 @@ constexpr __mmask16 kSecondBlockLanes = 0xCCCC;
 //   q[t * cols + ...]       int8 blocks, permuted within each 64-byte chunk
 //                           as the rows' bytes are;
 //   scale[(t * chunks + c) * 16 + l]  d_x of the block lane l of chunk c holds;
-//   zero[t * nbp + b]       128 * d_xb * sum(q_b), 0 for b >= nb.
+//   sum[t * nbp + b]        d_xb * sum(q_b), 0 for b >= nb (times the
+//                           zero point, the zero point's term).
 struct PreparedX {
   AlignedVector<int8_t> q;
-  AlignedVector<float> scale, zero;
+  AlignedVector<float> scale, sum;
   int64_t cols = 0, nb = 0, nbp = 0, chunks = 0;
 };
 
@@ -57,7 +60,7 @@ FFN_VNNI_TARGET void prepare(const float* x, int64_t n_tok, int64_t cols, Prepar
   p.chunks = cols / kChunk;
   p.q.resize(static_cast<size_t>(n_tok * cols));
   p.scale.resize(static_cast<size_t>(n_tok * p.chunks * 16));
-  p.zero.assign(static_cast<size_t>(n_tok * p.nbp), 0.0f);
+  p.sum.assign(static_cast<size_t>(n_tok * p.nbp), 0.0f);
   // Stored dword i = 4L + k of a chunk holds the weights of outputs
   // 16k + 4L .. +3, i.e. x's dword 4k + L.
   const __m512i swap = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -70,14 +73,14 @@ FFN_VNNI_TARGET void prepare(const float* x, int64_t n_tok, int64_t cols, Prepar
                                            _mm512_set1_ps(xa.d[size_t(b + 1)])));
     }
     for (int64_t b = 0; b < p.nb; ++b)
-      p.zero[size_t(t * p.nbp + b)] = 128.0f * xa.d[size_t(t * p.nb + b)] * float(xa.sum[size_t(t * p.nb + b)]);
+      p.sum[size_t(t * p.nbp + b)] = xa.d[size_t(t * p.nb + b)] * float(xa.sum[size_t(t * p.nb + b)]);
   }
 }
 
 // NR listed rows (row[r]: the row's start; the first `valid` are wanted,
 // the rest repeat the last) x NT tokens from t0, into y[t * y_stride + r].
 // next[r]: the rows after this tile's, for the prefetch past a row's end.
-template <int NR, int NT>
+template <DType T, int NR, int NT>
 FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next, int valid, int64_t stride,
                           int64_t first, const PreparedX& p, int64_t t0, float* y, int64_t y_stride) {
   __m512 acc[NT][NR];
@@ -93,7 +96,7 @@ FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next,
       dw[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(in_row, reinterpret_cast<const uint16_t*>(row[r]) + b0));
     const int64_t n_chunks = std::min<int64_t>(8, p.chunks - g);
     for (int64_t j = 0; j < n_chunks; ++j) {
-      const int64_t c = g + j, pos = first + c * kChunk, ahead = pos + kPrefetchBytes;
+      const int64_t c = g + j, pos = first + c * relaid_chunk_bytes<T>(), ahead = pos + kPrefetchBytes;
       for (int r = 0; r < NR; ++r)
         _mm_prefetch(reinterpret_cast<const char*>(ahead < stride ? row[r] + ahead
                                                                   : next[r] + std::min(ahead - stride, pos)),
@@ -106,7 +109,7 @@ FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next,
         xs[t] = _mm512_load_ps(p.scale.data() + ((t0 + t) * p.chunks + c) * 16);
       }
       for (int r = 0; r < NR; ++r) {
-        const __m512i u = _mm512_load_si512(row[r] + pos);
+        const __m512i u = load_relaid_chunk<T>(row[r] + pos);
         const __m512 s = _mm512_permutexvar_ps(pick, dw[r]);
         for (int t = 0; t < NT; ++t)
           acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xq[t])),
@@ -114,7 +117,7 @@ FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next,
       }
     }
   }
-  // The zero point's term, once per row: sum_b d_wb * 128 d_xb sum(q_b).
+  // The zero point's term, once per row: zero * sum_b d_wb d_xb sum(q_b).
   for (int r = 0; r < valid; ++r) {
     __m512 zero[NT];
     for (int t = 0; t < NT; ++t) zero[t] = _mm512_setzero_ps();
@@ -122,10 +125,10 @@ FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next,
       const __mmask16 in_row = p.nb - b >= 16 ? __mmask16(0xffff) : __mmask16((1u << (p.nb - b)) - 1);
       const __m512 d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(in_row, reinterpret_cast<const uint16_t*>(row[r]) + b));
       for (int t = 0; t < NT; ++t)
-        zero[t] = _mm512_fmadd_ps(d, _mm512_load_ps(p.zero.data() + (t0 + t) * p.nbp + b), zero[t]);
+        zero[t] = _mm512_fmadd_ps(d, _mm512_load_ps(p.sum.data() + (t0 + t) * p.nbp + b), zero[t]);
     }
     for (int t = 0; t < NT; ++t)
-      y[t * y_stride + r] = _mm512_reduce_add_ps(acc[t][r]) - _mm512_reduce_add_ps(zero[t]);
+      y[t * y_stride + r] = _mm512_reduce_add_ps(acc[t][r]) - float(relaid_zero<T>()) * _mm512_reduce_add_ps(zero[t]);
   }
 }
 
@@ -146,7 +149,10 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
   if (n_tok <= 0 || n_rows <= 0) return;
   PreparedX& p = caller_prepared();
   prepare(x, n_tok, w.cols, p);
-  const int64_t stride = int64_t(sparse_input_row_stride(w.cols)), first = stride - w.cols;
+  const bool q8 = w.type == DType::Q8_0;
+  const int64_t stride = int64_t(sparse_input_row_stride(w.type, w.cols));
+  const int64_t first = stride - w.cols / kChunk * (q8 ? relaid_chunk_bytes<DType::Q8_0>()  // the scales' bytes
+                                                       : relaid_chunk_bytes<DType::Q4_0>());
   auto row_at = [&](int64_t i) { return w.packed + uint64_t(rows[std::min(i, n_rows - 1)]) * uint64_t(stride); };
   // List entries [i0, i0 + 8) (fewer at the end), every token: 4 tokens x 4
   // rows per tile while 4 tokens remain (each row's bytes serve 4 tokens),
@@ -158,12 +164,17 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
       row[r] = row_at(i0 + std::min(r, n - 1));
       next[r] = row_at(i0 + kUnitRows + r);
     }
-    int64_t t = 0;
-    for (; t + 4 <= n_tok; t += 4)
-      for (int64_t h = 0; h < n; h += 4)
-        tile<4, 4>(row + h, next + h, int(std::min<int64_t>(4, n - h)), stride, first, p, t, y + t * n_rows + i0 + h,
-                   n_rows);
-    for (; t < n_tok; ++t) tile<8, 1>(row, next, int(n), stride, first, p, t, y + t * n_rows + i0, n_rows);
+    auto tiles = [&](auto type_tag) {
+      constexpr DType T = decltype(type_tag)::value;
+      int64_t t = 0;
+      for (; t + 4 <= n_tok; t += 4)
+        for (int64_t h = 0; h < n; h += 4)
+          tile<T, 4, 4>(row + h, next + h, int(std::min<int64_t>(4, n - h)), stride, first, p, t,
+                        y + t * n_rows + i0 + h, n_rows);
+      for (; t < n_tok; ++t) tile<T, 8, 1>(row, next, int(n), stride, first, p, t, y + t * n_rows + i0, n_rows);
+    };
+    if (q8) tiles(std::integral_constant<DType, DType::Q8_0>());
+    else tiles(std::integral_constant<DType, DType::Q4_0>());
   };
   const int64_t units = (n_rows + kUnitRows - 1) / kUnitRows;
   if (n_tok * n_rows * w.cols < kMinParallelMacs || pool.size() == 1) {

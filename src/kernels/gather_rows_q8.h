@@ -1,4 +1,5 @@
-// Gathered rows of a Q8_0 matrix with integer dot products: the up rows of
+// Gathered rows of a Q8_0 or Q4_0 matrix with integer dot products (int8
+// activations, hence "q8", whichever the weights' type): the up rows of
 // the neurons that CATS (Lee et al. 2024), CHESS (Zhang et al. 2024) and
 // Spark Transformer's statistical top-k keep, read one token at a time.
 //
@@ -10,15 +11,17 @@
 // read the same rows at 39 GB/s (BM_GatherRows/8/50 vs BM_SparseInput/8/50).
 //
 // Here the rows are stored in the row layout of kernels/sparse_input_q8.h
-// (fp16 block scales first, then the quant bytes + 128, 64-byte aligned,
-// outputs permuted within each 64-byte chunk); packed_for_sparse_input
-// makes it from any Q8_0 [rows, cols] matrix with cols a multiple of 64.
+// (fp16 block scales first, then the quant bytes as w + zero, 64-byte
+// aligned, outputs permuted within each chunk of 64); packed_for_sparse_input
+// makes it from any Q8_0 or Q4_0 [rows, cols] matrix with cols a multiple of
+// 64. Q4_0 chunks are 32 bytes, expanded to the same 64 (relaid_chunk.h).
 // Per 64 weights of a row: one aligned load, one vpdpbusd against x's int8
 // bytes permuted the same way, one conversion and one FMA with the two
 // blocks' scales d_w * d_x spread over their lanes. Lane l of a chunk holds
 // outputs of block (l >> 1) & 1 (the layout swaps k and L in 16k + 4L + m).
-// The zero point: sum_j (w_j + 128) q_j = sum_j w_j q_j + 128 sum_j q_j, so
-// each row subtracts sum_b d_wb * d_xb * 128 * sum(q_b) once at its end.
+// The zero point z (128 for Q8_0, 8 for Q4_0): sum_j (w_j + z) q_j =
+// sum_j w_j q_j + z sum_j q_j, so each row subtracts z * sum_b d_wb * d_xb *
+// sum(q_b) once at its end.
 //
 // The result equals the file-layout VNNI gather's up to fp32 summation
 // order: both quantize x to int8 per block of 32 (QuantizedActivations) and
@@ -35,7 +38,7 @@ class ThreadPool;
 
 // For every token t and i in [0, n_rows):
 //   y[t * n_rows + i] = dot(W[rows[i], :], x[t * w.cols .. + w.cols])
-// w: a Q8_0 matrix re-laid by packed_for_sparse_input (w.packed; w.data may
+// w: a Q8_0 or Q4_0 matrix re-laid by packed_for_sparse_input (w.packed; w.data may
 // be null). Only the listed rows are read. Threads stream their own share of
 // the list and take groups from the back of the other's when they finish
 // early (core/stream_split.h); every output is one thread's, so the result

@@ -18,6 +18,7 @@
 #include "kernels/matmul_quant.h"
 #include "kernels/packed_quant.h"
 #include "kernels/quant_blocks.h"
+#include "kernels/relaid_chunk.h"
 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -26,7 +27,7 @@ namespace ffn {
 
 namespace {
 
-constexpr int64_t kChunk = 64;  // outputs per step: two blocks, four vectors of 16
+constexpr int64_t kChunk = kRelaidChunk;  // outputs per step: two blocks, four vectors of 16
 // Rows per group: 2 quadruples. Measured on the TinyLlama down projection
 // (W^T 5632 x 2048, 50% of rows active, 2 threads, alternating runs): 8 rows
 // ~32-34 GB/s, 4 rows ~20 GB/s (too few rows in flight), 16 rows ~27-31.
@@ -43,24 +44,49 @@ constexpr int64_t kTileColumns = 512;
 constexpr int64_t kPrefetchBytes = 1024;
 
 uint64_t scale_bytes(int64_t n_out) { return (uint64_t(n_out / kQuantBlock) * 2 + 63) / 64 * 64; }
+uint64_t quant_bytes(DType type, int64_t n_out) { return uint64_t(type == DType::Q8_0 ? n_out : n_out / 2); }
+
+// Byte offset of output c's chunk among a row's quant bytes (c a multiple of 64).
+template <DType T>
+constexpr int64_t chunk_offset(int64_t c) {
+  return c / kChunk * relaid_chunk_bytes<T>();
+}
 
 // Stored position of output o (0..63) in its chunk: o = 16k + 4L + m is
 // stored at 16L + 4k + m (swapping k and L, so the mapping is its own inverse).
 constexpr int chunk_position(int o) { return (o & 3) | ((o >> 4) & 3) << 2 | ((o >> 2) & 3) << 4; }
 
+// Weight o of a row in its file blocks as the stored unsigned value w + zero:
+// Q8_0 int8 w -> w + 128 is w XOR 0x80; Q4_0's nibbles are already w + 8
+// (weight j of a block in the low nibble of byte j, j + 16 in the high one).
+uint8_t stored_weight(DType type, const uint8_t* row, int64_t o) {
+  const int64_t j = o % kQuantBlock;
+  if (type == DType::Q8_0)
+    return static_cast<uint8_t>(reinterpret_cast<const BlockQ8_0*>(row)[o / kQuantBlock].qs[j]) ^ 0x80;
+  const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(row)[o / kQuantBlock];
+  return j < 16 ? b.qs[j] & 0x0f : b.qs[j - 16] >> 4;
+}
+
+uint16_t block_scale(DType type, const uint8_t* row, int64_t b) {
+  uint16_t d;
+  std::memcpy(&d, row + uint64_t(b) * dtype_row_bytes(type, kQuantBlock), 2);  // d leads each block
+  return d;
+}
+
 // Rows [j0, j1) of the parts side by side (one part: the matrix itself)
 // into the layout. Several parts are joined per row in a small buffer, so
 // the joined matrix never exists whole.
 void pack_rows(std::initializer_list<const WeightMatrix*> parts, uint8_t* out, int64_t j0, int64_t j1) {
+  const DType type = (*parts.begin())->type;
   int64_t cols = 0;
   for (const WeightMatrix* p : parts) cols += p->cols;
   const int64_t nb = cols / kQuantBlock;
-  const uint64_t stride = sparse_input_row_stride(cols), sb = scale_bytes(cols);
-  std::vector<BlockQ8_0> joined(parts.size() > 1 ? size_t(nb) : 0);
+  const uint64_t stride = sparse_input_row_stride(type, cols), sb = scale_bytes(cols);
+  std::vector<uint8_t> joined(parts.size() > 1 ? dtype_row_bytes(type, uint64_t(cols)) : 0);
   for (int64_t j = j0; j < j1; ++j) {
-    const BlockQ8_0* src = reinterpret_cast<const BlockQ8_0*>((*parts.begin())->row(j));
+    const uint8_t* src = (*parts.begin())->row(j);
     if (parts.size() > 1) {
-      uint8_t* at = reinterpret_cast<uint8_t*>(joined.data());
+      uint8_t* at = joined.data();
       for (const WeightMatrix* p : parts) {
         std::memcpy(at, p->row(j), p->row_bytes());
         at += p->row_bytes();
@@ -69,13 +95,21 @@ void pack_rows(std::initializer_list<const WeightMatrix*> parts, uint8_t* out, i
     }
     uint8_t* row = out + uint64_t(j) * stride;
     std::memset(row, 0, sb);
-    for (int64_t b = 0; b < nb; ++b) std::memcpy(row + 2 * b, &src[b].d, 2);
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint16_t d = block_scale(type, src, b);
+      std::memcpy(row + 2 * b, &d, 2);
+    }
     uint8_t* q = row + sb;
-    for (int64_t c = 0; c < cols; c += kChunk)
-      for (int o = 0; o < kChunk; ++o) {
-        const BlockQ8_0& blk = src[(c + o) / kQuantBlock];
-        q[c + chunk_position(o)] = static_cast<uint8_t>(blk.qs[(c + o) % kQuantBlock]) ^ 0x80;
+    for (int64_t c = 0; c < cols; c += kChunk) {
+      if (type == DType::Q8_0) {
+        for (int p = 0; p < kChunk; ++p) q[c + p] = stored_weight(type, src, c + chunk_position(p));
+      } else {
+        uint8_t* chunk = q + c / 2;
+        for (int i = 0; i < kChunk / 2; ++i)
+          chunk[i] = uint8_t(stored_weight(type, src, c + chunk_position(i)) |
+                             stored_weight(type, src, c + chunk_position(i + kChunk / 2)) << 4);
       }
+    }
   }
 }
 
@@ -94,8 +128,8 @@ FFN_VNNI_TARGET inline __m512i pack_bytes4(__m512i q0, __m512i q1, __m512i q2, _
 // with value 0). Buffers are nbp (nb rounded up to 16) apart per token:
 //   act[(Q t + h) * nbp + b]  the int8 q of rows 4h..4h+3 for block b,
 //   scale[t * nbp + b]        A (the group's step for the block),
-//   bias[t * nbp + b]        -= 128 * A * sum_r q (the zero point's term).
-template <int Q>
+//   bias[t * nbp + b]        -= zero * A * sum_r q (the zero point's term).
+template <int Q, int32_t kZero>
 FFN_VNNI_TARGET void prepare_group(const uint16_t* const* row_scales, const float* x, int64_t x_stride, int valid,
                                    int64_t tokens, int64_t nb, int64_t nbp, int32_t* act, float* scale,
                                    float* bias) {
@@ -125,17 +159,18 @@ FFN_VNNI_TARGET void prepare_group(const uint16_t* const* row_scales, const floa
       }
       _mm512_store_ps(scale + t * nbp + b, step);
       float* bt = bias + t * nbp + b;
-      _mm512_store_ps(bt, _mm512_fnmadd_ps(_mm512_mul_ps(step, _mm512_set1_ps(128.0f)), _mm512_cvtepi32_ps(sum),
+      _mm512_store_ps(bt, _mm512_fnmadd_ps(_mm512_mul_ps(step, _mm512_set1_ps(float(kZero))), _mm512_cvtepi32_ps(sum),
                                            _mm512_load_ps(bt)));
     }
   }
 }
 
-// 64 bytes at `off` of 4 rows, interleaved: vector k holds, per output of
-// k's 16, the 4 rows' bytes as one dword (see the layout in the header).
+// The chunk at byte `off` of 4 rows, interleaved: vector k holds, per output
+// of k's 16, the 4 rows' bytes as one dword (see the layout in the header).
+template <DType T>
 FFN_VNNI_TARGET inline void load_quad(const uint8_t* const* w, int64_t off, __m512i* u) {
-  const __m512i r0 = _mm512_load_si512(w[0] + off), r1 = _mm512_load_si512(w[1] + off);
-  const __m512i r2 = _mm512_load_si512(w[2] + off), r3 = _mm512_load_si512(w[3] + off);
+  const __m512i r0 = load_relaid_chunk<T>(w[0] + off), r1 = load_relaid_chunk<T>(w[1] + off);
+  const __m512i r2 = load_relaid_chunk<T>(w[2] + off), r3 = load_relaid_chunk<T>(w[3] + off);
   const __m512i t0 = _mm512_unpacklo_epi8(r0, r1), t1 = _mm512_unpackhi_epi8(r0, r1);
   const __m512i t2 = _mm512_unpacklo_epi8(r2, r3), t3 = _mm512_unpackhi_epi8(r2, r3);
   u[0] = _mm512_unpacklo_epi16(t0, t2);
@@ -149,21 +184,21 @@ FFN_VNNI_TARGET inline void load_quad(const uint8_t* const* w, int64_t off, __m5
 // bytes at the tile. kOne (decode): also prefetch kPrefetchBytes ahead in
 // each row stream (row_start: the rows' starts, next: the next group's,
 // stride: row bytes; a row's quant bytes begin `first` bytes after its start).
-template <int Q, bool kOne>
+template <DType T, int Q, bool kOne>
 FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, const uint8_t* const* row_start,
                                 const uint8_t* const* next, int64_t stride, int64_t first, int64_t width,
                                 int64_t tokens, const int32_t* act, const float* scale, int64_t nbp, float* y,
                                 int64_t y_stride) {
   for (int64_t c = 0; c < width; c += kChunk) {
     if constexpr (kOne) {
-      const int64_t pos = first + c, ahead = pos + kPrefetchBytes;
+      const int64_t pos = first + chunk_offset<T>(c), ahead = pos + kPrefetchBytes;
       for (int r = 0; r < 4 * Q; ++r)
         _mm_prefetch(reinterpret_cast<const char*>(ahead < stride ? row_start[r] + ahead
                                                                   : next[r] + std::min(ahead - stride, pos)),
                      _MM_HINT_T0);
     }
     __m512i u[Q][4];
-    for (int h = 0; h < Q; ++h) load_quad(w + 4 * h, c, u[h]);
+    for (int h = 0; h < Q; ++h) load_quad<T>(w + 4 * h, chunk_offset<T>(c), u[h]);
     const int64_t b = c / kQuantBlock;
     for (int64_t t = 0; t < tokens; ++t) {
       const int32_t* a = act + Q * t * nbp + b;
@@ -180,12 +215,12 @@ FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, const uint8_t* const* r
   }
 }
 
-template <int Q>
+template <DType T, int Q>
 FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_stride, int64_t n_tok,
                              const int32_t* active, int64_t n_active, float* y, int64_t y_stride, int64_t c0,
                              int64_t c1) {
   constexpr int R = 4 * Q;
-  const int64_t stride = int64_t(sparse_input_row_stride(wt.cols)), first = int64_t(scale_bytes(wt.cols));
+  const int64_t stride = int64_t(sparse_input_row_stride(T, wt.cols)), first = int64_t(scale_bytes(wt.cols));
   const bool one = n_tok == 1;
   const int64_t tile = one ? c1 - c0 : kTileColumns, token_block = one ? 1 : kTokenBlock;
   const int64_t nbp_max = (tile / kQuantBlock + 15) / 16 * 16;
@@ -211,16 +246,16 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
           start[r] = row_start(k + r);
           next[r] = row_start(k + R + r);
           scales[r] = reinterpret_cast<const uint16_t*>(start[r]) + ct / kQuantBlock;
-          w[r] = start[r] + first + ct;
+          w[r] = start[r] + first + chunk_offset<T>(ct);
         }
         const int valid = int(std::min<int64_t>(R, n_active - k));
-        prepare_group<Q>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb, nbp, act.data(), scale.data(),
-                         bias.data());
+        prepare_group<Q, relaid_zero<T>()>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb, nbp,
+                                           act.data(), scale.data(), bias.data());
         if (one)
-          group_tile<Q, true>(w, start, next, stride, first, width, 1, act.data(), scale.data(), nbp, yb + ct,
+          group_tile<T, Q, true>(w, start, next, stride, first, width, 1, act.data(), scale.data(), nbp, yb + ct,
                               y_stride);
         else
-          group_tile<Q, false>(w, start, next, stride, first, width, tokens, act.data(), scale.data(), nbp, yb + ct,
+          group_tile<T, Q, false>(w, start, next, stride, first, width, tokens, act.data(), scale.data(), nbp, yb + ct,
                                y_stride);
       }
       for (int64_t t = 0; t < tokens; ++t) {
@@ -233,11 +268,11 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
 
 }  // namespace
 
-uint64_t sparse_input_row_stride(int64_t n_out) { return scale_bytes(n_out) + uint64_t(n_out); }
+uint64_t sparse_input_row_stride(DType type, int64_t n_out) { return scale_bytes(n_out) + quant_bytes(type, n_out); }
 
 bool can_pack_sparse_input(const WeightMatrix& wt) {
-  return wt.type == DType::Q8_0 && wt.data != nullptr && wt.rows > 0 && wt.cols > 0 && wt.cols % kChunk == 0 &&
-         cpu_has_vnni();
+  return (wt.type == DType::Q8_0 || wt.type == DType::Q4_0) && wt.data != nullptr && wt.rows > 0 && wt.cols > 0 &&
+         wt.cols % kChunk == 0 && cpu_has_vnni();
 }
 
 WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool) {
@@ -247,10 +282,10 @@ WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> 
   bool packable = true;
   for (const WeightMatrix* p : parts) {
     wt.cols += p->cols;
-    packable = packable && can_pack_sparse_input(*p) && p->rows == first.rows;
+    packable = packable && can_pack_sparse_input(*p) && p->rows == first.rows && p->type == first.type;
   }
   if (!packable) return parts.size() == 1 ? first : concat_columns(parts);
-  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * sparse_input_row_stride(wt.cols));
+  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * sparse_input_row_stride(wt.type, wt.cols));
   if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows(parts, buf.get(), b, e); });
   else pack_rows(parts, buf.get(), 0, wt.rows);
   for (const WeightMatrix* p : parts)
@@ -262,7 +297,7 @@ WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> 
 
 WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool) {
   if (!can_pack_sparse_input(wt)) return wt;
-  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * sparse_input_row_stride(wt.cols));
+  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * sparse_input_row_stride(wt.type, wt.cols));
   if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows({&wt}, buf.get(), b, e); });
   else pack_rows({&wt}, buf.get(), 0, wt.rows);
   if (!wt.owned) release_mapped_pages(wt.data, wt.bytes());
@@ -276,7 +311,10 @@ WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool) {
 void sparse_input_q8_columns(const WeightMatrix& wt, const float* x, int64_t x_stride, int64_t n_tok,
                              const int32_t* active, int64_t n_active, float* y, int64_t y_stride, int64_t c0,
                              int64_t c1) {
-  columns<kGroupQuads>(wt, x, x_stride, n_tok, active, n_active, y, y_stride, c0, c1);
+  if (wt.type == DType::Q8_0)
+    columns<DType::Q8_0, kGroupQuads>(wt, x, x_stride, n_tok, active, n_active, y, y_stride, c0, c1);
+  else
+    columns<DType::Q4_0, kGroupQuads>(wt, x, x_stride, n_tok, active, n_active, y, y_stride, c0, c1);
 }
 
 }  // namespace ffn

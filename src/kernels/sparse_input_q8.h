@@ -1,6 +1,7 @@
-// Transposed Q8_0 weights re-laid for the VNNI input-sparse kernel behind
-// matmul_sparse_input (TEAL's inputs of every linear layer, the down
-// projection of CATS and CHESS).
+// Transposed Q8_0 and Q4_0 weights re-laid for the VNNI input-sparse kernel
+// behind matmul_sparse_input (TEAL's inputs of every linear layer, the down
+// projection of CATS and CHESS). ("q8": the int8 activations of its integer
+// dot products, whichever the weights' type.)
 //
 // Why: the file-layout kernel (sparse_matmul.cpp) widens every weight byte
 // to fp32 and spends one FMA per weight and active row, ~4 weight bytes per
@@ -22,17 +23,25 @@
 //
 // Layout (one buffer, rows of row_stride bytes, 64-byte aligned):
 //   row j:  the n_out/32 fp16 block scales d_jb, zero-padded to 64 bytes,
-//           then the n_out quant bytes: each weight XOR 0x80 (w + 128 as
-//           unsigned, as in packed_quant.h), and within each 64-byte chunk
-//           byte 16L + 4k + m holds the weight of output 16k + 4L + m. The
-//           unpacks leave row quadruples in lane order (128-bit lane L,
-//           dword m) of vector k; this order makes vector k hold outputs
-//           16k .. 16k+15 of the chunk in order.
+//           then the quant bytes in chunks of 64 outputs. Each weight is
+//           stored unsigned, w + zero: Q8_0 w XOR 0x80 (w + 128, as in
+//           packed_quant.h), Q4_0 its file nibble (w + 8). Chunk position
+//           p = 16L + 4k + m holds the weight of output 16k + 4L + m. Q8_0
+//           stores position p in byte p of the chunk's 64; Q4_0 packs the
+//           chunk into 32 bytes, position p < 32 in the low nibble of byte p
+//           and p + 32 in its high nibble (kernels/relaid_chunk.h expands
+//           them). The unpacks leave row quadruples in lane order (128-bit
+//           lane L, dword m) of vector k; this order makes vector k hold
+//           outputs 16k .. 16k+15 of the chunk in order.
 // Scales first: a row is one stream (scales, then weights) for the hardware
 // and software prefetchers.
-// The zero point: sum_j q_j (w_j + 128) = sum_j q_j w_j + 128 sum_j q_j; the
+// The zero point: sum_j q_j (w_j + z) = sum_j q_j w_j + z sum_j q_j; the
 // second term is the same for all 32 outputs of a block and is subtracted
 // once per block at the end.
+//
+// Q4_0 reads half the bytes of Q8_0 for the same arithmetic; the file-layout
+// kernel ran Q4_0 at ~45% of the read bandwidth (BM_SparseInput/2/50), so
+// a TEAL model in Q4_0 decoded slower than dense.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +52,7 @@
 namespace ffn {
 
 // True when wt (a transposed matrix, [n_in, n_out]) can take this layout
-// here: Q8_0, n_out a multiple of 64, and a CPU with AVX-512 VNNI.
+// here: Q8_0 or Q4_0, n_out a multiple of 64, and a CPU with AVX-512 VNNI.
 bool can_pack_sparse_input(const WeightMatrix& wt);
 
 // wt with `packed` set to the layout above and `data` dropped (the kernel
@@ -58,8 +67,8 @@ WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool = nullptr
 // part, unchanged). File pages of packed parts are released.
 WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool = nullptr);
 
-// Bytes of one row of the layout.
-uint64_t sparse_input_row_stride(int64_t n_out);
+// Bytes of one row of the layout for weights of `type` (Q8_0 or Q4_0).
+uint64_t sparse_input_row_stride(DType type, int64_t n_out);
 
 // The single-threaded body: y[t * y_stride + o] = sum_k x[t * x_stride + k] *
 // wt[active[k], o] for o in [c0, c1), tokens t < n_tok. c0 and c1 are

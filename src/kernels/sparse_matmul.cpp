@@ -405,9 +405,9 @@ void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, 
   if (n_tok <= 0 || n_out <= 0) return;
   const uint64_t row_bytes = wt.row_bytes();
   // Products of rows k0..k1 of the active list, columns [c0, c1), into out.
-  // Transposed Q8_0 re-laid for integer dot products (sparse_input_q8.h),
+  // Transposed Q8_0/Q4_0 re-laid for integer dot products (sparse_input_q8.h),
   // else the Highway kernel on the stored rows.
-  const bool vnni = wt.packed != nullptr && wt.type == DType::Q8_0;
+  const bool vnni = wt.packed != nullptr && (wt.type == DType::Q8_0 || wt.type == DType::Q4_0);
   auto part = [&](int64_t k0, int64_t k1, float* out, int64_t c0, int64_t c1) {
     if (vnni)
       sparse_input_q8_columns(wt, x + k0, n_active, n_tok, active + k0, k1 - k0, out, n_out, c0, c1);

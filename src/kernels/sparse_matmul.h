@@ -46,7 +46,7 @@ void matmul_gather_rows(const WeightMatrix& w, const float* x, int64_t n_tok, co
 // list, streams those whole rows into its own partial sum, and the partial
 // sums are added (n_out floats per thread); with several tokens they split
 // the output columns, so each decoded weight vector serves every token.
-// A Q8_0 wt re-laid by packed_for_sparse_input runs the VNNI kernel of
+// A Q8_0/Q4_0 wt re-laid by packed_for_sparse_input runs the VNNI kernel of
 // kernels/sparse_input_q8.h (int8 activations per group of 8 active rows).
 void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, const int32_t* active,
                          int64_t n_active, float* y, ThreadPool& pool);
