@@ -56,21 +56,27 @@ constexpr int64_t chunk_offset(int64_t c) {
 // stored at 16L + 4k + m (swapping k and L, so the mapping is its own inverse).
 constexpr int chunk_position(int o) { return (o & 3) | ((o >> 4) & 3) << 2 | ((o >> 2) & 3) << 4; }
 
-// Weight o of a row in its file blocks as the stored unsigned value w + zero:
-// Q8_0 int8 w -> w + 128 is w XOR 0x80; Q4_0's nibbles are already w + 8
-// (weight j of a block in the low nibble of byte j, j + 16 in the high one).
-uint8_t stored_weight(DType type, const uint8_t* row, int64_t o) {
-  const int64_t j = o % kQuantBlock;
-  if (type == DType::Q8_0)
-    return static_cast<uint8_t>(reinterpret_cast<const BlockQ8_0*>(row)[o / kQuantBlock].qs[j]) ^ 0x80;
-  const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(row)[o / kQuantBlock];
-  return j < 16 ? b.qs[j] & 0x0f : b.qs[j - 16] >> 4;
-}
-
-uint16_t block_scale(DType type, const uint8_t* row, int64_t b) {
-  uint16_t d;
-  std::memcpy(&d, row + uint64_t(b) * dtype_row_bytes(type, kQuantBlock), 2);  // d leads each block
-  return d;
+// Where chunk position p's weight sits in the file bytes of the chunk's two
+// blocks (68 bytes for Q8_0, 36 for Q4_0): Q8_0 weight j of a block is byte
+// 2 + j; Q4_0 weight j < 16 is the low nibble of byte 2 + j, j >= 16 the
+// high nibble of byte 2 + j - 16.
+struct ChunkSource {
+  uint8_t byte[kChunk];
+  uint8_t high[kChunk];  // Q4_0: the high nibble
+};
+ChunkSource chunk_source(DType type) {
+  ChunkSource s{};
+  const int block_bytes = int(dtype_row_bytes(type, kQuantBlock));
+  for (int p = 0; p < kChunk; ++p) {
+    const int o = chunk_position(p), j = o % kQuantBlock, base = o / kQuantBlock * block_bytes + 2;
+    if (type == DType::Q8_0) {
+      s.byte[p] = uint8_t(base + j);
+    } else {
+      s.byte[p] = uint8_t(base + j % 16);
+      s.high[p] = j >= 16;
+    }
+  }
+  return s;
 }
 
 // Rows [j0, j1) of the parts side by side (one part: the matrix itself)
@@ -83,6 +89,8 @@ void pack_rows(std::initializer_list<const WeightMatrix*> parts, uint8_t* out, i
   const int64_t nb = cols / kQuantBlock;
   const uint64_t stride = sparse_input_row_stride(type, cols), sb = scale_bytes(cols);
   std::vector<uint8_t> joined(parts.size() > 1 ? dtype_row_bytes(type, uint64_t(cols)) : 0);
+  const int64_t block_bytes = int64_t(dtype_row_bytes(type, kQuantBlock));
+  const ChunkSource from = chunk_source(type);
   for (int64_t j = j0; j < j1; ++j) {
     const uint8_t* src = (*parts.begin())->row(j);
     if (parts.size() > 1) {
@@ -95,19 +103,18 @@ void pack_rows(std::initializer_list<const WeightMatrix*> parts, uint8_t* out, i
     }
     uint8_t* row = out + uint64_t(j) * stride;
     std::memset(row, 0, sb);
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint16_t d = block_scale(type, src, b);
-      std::memcpy(row + 2 * b, &d, 2);
-    }
+    for (int64_t b = 0; b < nb; ++b) std::memcpy(row + 2 * b, src + b * block_bytes, 2);  // d leads each block
+    // Stored values w + zero: Q8_0 int8 w -> w + 128 is w XOR 0x80; Q4_0's
+    // nibbles are already w + 8.
     uint8_t* q = row + sb;
     for (int64_t c = 0; c < cols; c += kChunk) {
+      const uint8_t* blocks = src + (c / kQuantBlock) * block_bytes;
       if (type == DType::Q8_0) {
-        for (int p = 0; p < kChunk; ++p) q[c + p] = stored_weight(type, src, c + chunk_position(p));
+        for (int p = 0; p < kChunk; ++p) q[c + p] = blocks[from.byte[p]] ^ 0x80;
       } else {
+        auto nibble = [&](int p) { return (from.high[p] ? blocks[from.byte[p]] >> 4 : blocks[from.byte[p]]) & 0x0f; };
         uint8_t* chunk = q + c / 2;
-        for (int i = 0; i < kChunk / 2; ++i)
-          chunk[i] = uint8_t(stored_weight(type, src, c + chunk_position(i)) |
-                             stored_weight(type, src, c + chunk_position(i + kChunk / 2)) << 4);
+        for (int i = 0; i < kChunk / 2; ++i) chunk[i] = uint8_t(nibble(i) | nibble(i + kChunk / 2) << 4);
       }
     }
   }
