@@ -27,10 +27,11 @@ const char* GateRule::name(Kind k) {
 
 namespace {
 
-// up's rows as the gathers read them: Q8_0 re-laid for the VNNI gather
-// (kernels/gather_rows_q8.h: ~20% faster than the file layout on scattered
-// rows), else copied into memory of their own (with_own_rows: huge pages,
-// not the file's 4 KiB ones). Either way the file's pages are released.
+// up's rows as the gathers read them: Q8_0/Q4_0 re-laid for the VNNI
+// gather (kernels/gather_rows_q8.h: 20-25% faster than the file layout on
+// scattered rows), else copied into memory of their own (with_own_rows:
+// huge pages, not the file's 4 KiB ones). Either way the file's pages are
+// released.
 WeightMatrix rows_for_gathers(const WeightMatrix& up, ThreadPool* pool) {
   WeightMatrix rows = without_packed(up);
   if (can_pack_sparse_input(rows)) return packed_for_sparse_input(std::move(rows), pool);
