@@ -205,5 +205,35 @@ TEST(SparseInputQ8, PartsPackAsTheirConcatenation) {
   EXPECT_EQ(packed_for_sparse_input({&q8.w, &q4.w}).packed, nullptr);
 }
 
+// Transposing straight into the layout gives the bytes of transposing first
+// and packing the transposes side by side (the run-time TEAL path at load).
+// 160 columns: panels of 64, 64 and 32.
+TEST(SparseInputQ8, TransposedPartsPackAsTheirTransposesPacked) {
+  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  ThreadPool pool(3);
+  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+    const Q8Matrix a = random_q8(128, 160, 11, type), b = random_q8(64, 160, 12, type);
+    const Q8Matrix c = random_q8(192, 160, 13, type);
+    ASSERT_TRUE(can_pack_transposed_for_sparse_input({&a.w, &b.w, &c.w}));
+    const WeightMatrix at = transposed(a.w), bt = transposed(b.w), ct = transposed(c.w);
+    const WeightMatrix two = packed_transposed_for_sparse_input({&a.w, &b.w}, &pool);
+    const WeightMatrix two_ref = packed_for_sparse_input({&at, &bt});
+    ASSERT_NE(two.packed, nullptr);
+    ASSERT_EQ(two.rows, 160);
+    ASSERT_EQ(two.cols, 192);
+    EXPECT_EQ(std::memcmp(two.packed, two_ref.packed, 160 * sparse_input_row_stride(type, 192)), 0) << dtype_name(type);
+    const WeightMatrix three = packed_transposed_for_sparse_input({&a.w, &b.w, &c.w});
+    const WeightMatrix three_ref = packed_for_sparse_input({&at, &bt, &ct});
+    EXPECT_EQ(std::memcmp(three.packed, three_ref.packed, 160 * sparse_input_row_stride(type, 384)), 0)
+        << dtype_name(type);
+  }
+  // W^T rows that are not whole chunks (96), mixed types, a shape without data.
+  const Q8Matrix q8 = random_q8(64, 64, 1), q4 = random_q8(64, 64, 2, DType::Q4_0), short_rows = random_q8(96, 64, 3);
+  EXPECT_FALSE(can_pack_transposed_for_sparse_input({&short_rows.w}));
+  EXPECT_FALSE(can_pack_transposed_for_sparse_input({&q8.w, &q4.w}));
+  const WeightMatrix shape{.type = DType::Q8_0, .rows = 64, .cols = 64};
+  EXPECT_FALSE(can_pack_transposed_for_sparse_input({&shape}));
+}
+
 }  // namespace
 }  // namespace ffn

@@ -15,6 +15,7 @@
 #include "core/aligned_buffer.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
+#include "kernels/convert.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/packed_quant.h"
 #include "kernels/quant_blocks.h"
@@ -310,6 +311,56 @@ WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool) {
   if (!wt.owned) release_mapped_pages(wt.data, wt.bytes());
   wt.data = nullptr;
   wt.owned.reset();
+  wt.packed = buf.get();
+  wt.packed_owned = std::move(buf);
+  return wt;
+}
+
+bool can_pack_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts) {
+  if (parts.size() == 0) return false;
+  const WeightMatrix& first = **parts.begin();
+  for (const WeightMatrix* p : parts)
+    if ((p->type != DType::Q8_0 && p->type != DType::Q4_0) || p->type != first.type || p->data == nullptr ||
+        p->cols != first.cols || p->cols <= 0 || p->rows <= 0 || p->rows % kChunk != 0)
+      return false;
+  return cpu_has_vnni();
+}
+
+WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool) {
+  if (!can_pack_transposed_for_sparse_input(parts))
+    throw std::invalid_argument("packed_transposed_for_sparse_input: parts cannot take the layout");
+  const WeightMatrix& first = **parts.begin();
+  WeightMatrix wt{.type = first.type, .rows = first.cols, .cols = 0};
+  for (const WeightMatrix* p : parts) wt.cols += p->rows;
+  const uint64_t stride = sparse_input_row_stride(wt.type, wt.cols);
+  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * stride);
+  // A panel of columns of every part: decoded as rows of each W^T, each row
+  // encoded into its part's blocks of one joined row, which is re-laid.
+  const int64_t n_panels = (first.cols + kTransposePanel - 1) / kTransposePanel;
+  auto panels = [&](int64_t p0, int64_t p1) {
+    std::vector<std::vector<float>> rows;
+    for (const WeightMatrix* p : parts) rows.emplace_back(static_cast<size_t>(kTransposePanel * p->rows));
+    std::vector<uint8_t> joined(dtype_row_bytes(wt.type, uint64_t(wt.cols)));
+    const WeightMatrix one{.type = wt.type, .rows = 1, .cols = wt.cols, .data = joined.data()};
+    for (int64_t panel = p0; panel < p1; ++panel) {
+      const int64_t c0 = panel * kTransposePanel, n = std::min(kTransposePanel, first.cols - c0);
+      size_t i = 0;
+      for (const WeightMatrix* p : parts) transposed_columns(*p, c0, n, rows[i++].data());
+      for (int64_t j = 0; j < n; ++j) {
+        uint8_t* at = joined.data();
+        i = 0;
+        for (const WeightMatrix* p : parts) {
+          encode_row(wt.type, rows[i++].data() + j * p->rows, at, uint64_t(p->rows));
+          at += dtype_row_bytes(wt.type, uint64_t(p->rows));
+        }
+        pack_rows({&one}, buf.get() + uint64_t(c0 + j) * stride, 0, 1);
+      }
+    }
+  };
+  if (pool) pool->parallel_for(n_panels, [&](int64_t b, int64_t e, int) { panels(b, e); });
+  else panels(0, n_panels);
+  for (const WeightMatrix* p : parts)
+    if (!p->owned) release_mapped_pages(p->data, p->bytes());
   wt.packed = buf.get();
   wt.packed_owned = std::move(buf);
   return wt;

@@ -67,6 +67,16 @@ WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool = nullptr
 // part, unchanged). File pages of packed parts are released.
 WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool = nullptr);
 
+// The transposes of the parts (each W [rows_i, cols], same cols and type)
+// side by side in the layout, [cols, sum of rows_i]: the bytes of
+// packed_for_sparse_input({&transposed(a), &transposed(b), ...}), made panel
+// by panel without the transposed copies (at load, each would be a fresh
+// allocation zeroed, written and read once). File pages of the parts are
+// released. Requires can_pack_transposed_for_sparse_input(parts).
+bool can_pack_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts);
+WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts,
+                                                ThreadPool* pool = nullptr);
+
 // Bytes of one row of the layout for weights of `type` (Q8_0 or Q4_0).
 uint64_t sparse_input_row_stride(DType type, int64_t n_out);
 

@@ -23,6 +23,25 @@ void read_row(const WeightMatrix& w, int64_t r, float* out) {
   dequantize_row(w.type, w.row(r), out, uint64_t(w.cols));
 }
 
+void transposed_columns(const WeightMatrix& w, int64_t c0, int64_t n, float* out) {
+  // Decode kBlock rows of the columns at a time into a small tile, then
+  // transpose the tile into the n output rows (runs of kBlock consecutive
+  // floats each). (Scattering each decoded slice straight into the rows
+  // wrote one float per cache line across a buffer larger than L2.)
+  constexpr int64_t kBlock = 64;
+  thread_local std::vector<float> tile;
+  tile.resize(static_cast<size_t>(kBlock * n));
+  const uint64_t offset = dtype_row_bytes(w.type, uint64_t(c0));
+  for (int64_t r0 = 0; r0 < w.rows; r0 += kBlock) {
+    const int64_t m = std::min(kBlock, w.rows - r0);
+    for (int64_t i = 0; i < m; ++i) dequantize_row(w.type, w.row(r0 + i) + offset, tile.data() + i * n, uint64_t(n));
+    for (int64_t j = 0; j < n; ++j) {
+      float* row = out + j * w.rows + r0;
+      for (int64_t i = 0; i < m; ++i) row[i] = tile[size_t(i * n + j)];
+    }
+  }
+}
+
 WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool) {
   WeightMatrix t;
   t.type = dtype_row_ok(w.type, uint64_t(w.rows)) ? w.type : DType::F16;
@@ -35,28 +54,13 @@ WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool) {
   const std::shared_ptr<uint8_t> buf = weight_allocation(t.bytes());
   t.data = buf.get();
   t.owned = buf;
-  // A panel of kPanel columns of W (whole blocks of each row) becomes kPanel
-  // rows of W^T: decode the panel's slice of kBlock rows of W at a time into
-  // a small tile, transpose the tile into kPanel fp32 rows (runs of kBlock
-  // consecutive floats each), then encode those rows. (Scattering each
-  // decoded slice straight into the kPanel rows wrote one float per cache
-  // line across a buffer larger than L2.)
-  constexpr int64_t kPanel = 64, kBlock = 64;
-  const int64_t n_panels = (w.cols + kPanel - 1) / kPanel;
+  // A panel of kTransposePanel columns of W becomes as many rows of W^T.
+  const int64_t n_panels = (w.cols + kTransposePanel - 1) / kTransposePanel;
   auto panels = [&](int64_t p0, int64_t p1) {
-    std::vector<float> tile(kBlock * kPanel), rows(static_cast<size_t>(kPanel * w.rows));
+    std::vector<float> rows(static_cast<size_t>(kTransposePanel * w.rows));
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t c0 = p * kPanel, n = std::min(kPanel, w.cols - c0);
-      const uint64_t offset = dtype_row_bytes(w.type, uint64_t(c0));
-      for (int64_t r0 = 0; r0 < w.rows; r0 += kBlock) {
-        const int64_t m = std::min(kBlock, w.rows - r0);
-        for (int64_t i = 0; i < m; ++i)
-          dequantize_row(w.type, w.row(r0 + i) + offset, tile.data() + i * kPanel, uint64_t(n));
-        for (int64_t j = 0; j < n; ++j) {
-          float* out = rows.data() + j * w.rows + r0;
-          for (int64_t i = 0; i < m; ++i) out[i] = tile[size_t(i * kPanel + j)];
-        }
-      }
+      const int64_t c0 = p * kTransposePanel, n = std::min(kTransposePanel, w.cols - c0);
+      transposed_columns(w, c0, n, rows.data());
       for (int64_t j = 0; j < n; ++j)
         encode_row(t.type, rows.data() + j * w.rows, buf.get() + uint64_t(c0 + j) * t.row_bytes(), uint64_t(w.rows));
     }

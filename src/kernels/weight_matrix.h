@@ -61,6 +61,12 @@ void read_row(const WeightMatrix& w, int64_t r, float* out);
 // are split over `pool` when given.
 WeightMatrix transposed(const WeightMatrix& w, ThreadPool* pool = nullptr);
 
+// Columns [c0, c0 + n) of W decoded to fp32 as n rows of W^T, w.rows floats
+// each, into out. c0 and n cover whole blocks of a quantized type (n may end
+// at w.cols). transposed() runs it on panels of kTransposePanel columns.
+inline constexpr int64_t kTransposePanel = 64;
+void transposed_columns(const WeightMatrix& w, int64_t c0, int64_t n, float* out);
+
 // w with its rows copied into an allocation of its own (huge pages for large
 // matrices, as transposed() makes) and the file pages they came from released:
 // for weights read in scattered row order (gathered rows), where every 4 KiB

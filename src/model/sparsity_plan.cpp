@@ -3,9 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <initializer_list>
+#include <tuple>
+#include <utility>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
@@ -112,8 +115,8 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
     };
     // Matrices that read the same sparse input, side by side (one longer row
     // per input: one product, one longer contiguous read), re-laid for the
-    // VNNI input-sparse kernel where it runs (Q8_0) in the same step. The
-    // parts' file pages, if any, leave the resident set.
+    // VNNI input-sparse kernel where it runs (Q8_0/Q4_0) in the same step.
+    // The parts' file pages, if any, leave the resident set.
     auto fused = [&](std::initializer_list<const WeightMatrix*> parts) {
       WeightMatrix f = packed_for_sparse_input(parts, pool);
       if (!f.packed && parts.size() > 1)
@@ -121,24 +124,31 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
           if (!p->owned) release_mapped_pages(p->data, p->bytes());
       return f;
     };
+    // The W^T form of the named matrices, side by side (`fused`). Transposed
+    // straight into the VNNI layout where none is stored transposed in the
+    // file and the layout takes them: no transposed copy in between (each
+    // was a fresh allocation zeroed, written and read once at load).
+    using Named = std::pair<const char*, const WeightMatrix*>;
+    auto sparse_input_form = [&]<typename... N>(N... named) -> WeightMatrix {
+      const bool in_file =
+          (... || (model.pretransposed(fmt::format("blk.{}.{}.weight", l, named.first)) != nullptr));
+      if (!in_file && can_pack_transposed_for_sparse_input({named.second...}))
+        return packed_transposed_for_sparse_input({named.second...}, pool);
+      const std::array<WeightMatrix, sizeof...(N)> parts{transpose(named.first, *named.second)...};
+      return std::apply([&](const auto&... t) { return fused({&t...}); }, parts);
+    };
     if (attn || teal) {
       auto S = std::make_unique<AttentionSparsity>();
       S->in_threshold = p.attn_in_threshold;
       S->out_threshold = p.attn_out_threshold;
       S->q_only = p.attn_q_only;
       if (S->in_threshold > 0) {
-        const WeightMatrix wq_t = transpose("attn_q", L.wq);
-        if (S->q_only) {
-          S->wq_t = fused({&wq_t});
-        } else {
-          const WeightMatrix wk_t = transpose("attn_k", L.wk), wv_t = transpose("attn_v", L.wv);
-          S->wqkv_t = fused({&wq_t, &wk_t, &wv_t});
-        }
+        if (S->q_only)
+          S->wq_t = sparse_input_form(Named{"attn_q", &L.wq});
+        else
+          S->wqkv_t = sparse_input_form(Named{"attn_q", &L.wq}, Named{"attn_k", &L.wk}, Named{"attn_v", &L.wv});
       }
-      if (S->out_threshold > 0) {
-        const WeightMatrix wo_t = transpose("attn_output", L.wo);
-        S->wo_t = fused({&wo_t});
-      }
+      if (S->out_threshold > 0) S->wo_t = sparse_input_form(Named{"attn_output", &L.wo});
       const uint64_t in_weights = uint64_t(S->q_only ? c.dim : c.dim + 2 * c.kv_dim);
       S->in_site = meter->add(name("attn_in"), in_weights, double(in_weights) * bytes_per_weight(L.wq), teal);
       S->out_site = meter->add(name("attn_out"), uint64_t(c.dim), double(c.dim) * bytes_per_weight(L.wo), teal);
@@ -155,21 +165,15 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
       w.gate = dense.gate();
       w.up = dense.up();
       w.down = dense.down();
-      if (in) {
-        const WeightMatrix gate_t = transpose("ffn_gate", dense.gate()), up_t = transpose("ffn_up", dense.up());
-        w.gate_up_t = fused({&gate_t, &up_t});
-      }
-      if (mid) {
-        const WeightMatrix down_t = transpose("ffn_down", dense.down());
-        w.down_t = fused({&down_t});
-      }
+      if (in) w.gate_up_t = sparse_input_form(Named{"ffn_gate", &dense.gate()}, Named{"ffn_up", &dense.up()});
+      if (mid) w.down_t = sparse_input_form(Named{"ffn_down", &dense.down()});
       L.ffn = std::make_unique<TealFfn>(std::move(w), p.teal, in_site, mid_site);
     } else if (p.gate_sparse) {
       // A neuron off skips its row of up and its column of down.
       auto* site = meter->add(name("ffn_neurons"), uint64_t(2 * c.dim),
                               double(c.dim) * (bytes_per_weight(dense.up()) + bytes_per_weight(dense.down())), true);
-      const WeightMatrix down_t = transpose("ffn_down", dense.down());
-      L.ffn = std::make_unique<GateSparseFfn>(dense.gate(), dense.up(), fused({&down_t}), p.gate, site, dense.down(),
+      WeightMatrix down_t = sparse_input_form(Named{"ffn_down", &dense.down()});
+      L.ffn = std::make_unique<GateSparseFfn>(dense.gate(), dense.up(), std::move(down_t), p.gate, site, dense.down(),
                                               pool);
     }
   }
