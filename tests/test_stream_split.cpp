@@ -2,6 +2,7 @@
 // front to back, and lets a fast thread take the back of a slow one's.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -12,13 +13,21 @@ namespace ffn {
 namespace {
 
 // Runs n_threads real threads over the split; thread 0 sleeps per chunk when
-// `slow_first` (so the others must steal from it). claims[t] in claim order.
+// `slow_first` (so the others must steal from it), and the others start
+// only once it has made its first claim: else a thread 0 that the OS starts
+// late finds every chunk taken (seen once in CI under ASan). claims[t] in
+// claim order.
 std::vector<std::vector<int64_t>> run(StreamSplit& split, int n_threads, bool slow_first) {
   std::vector<std::vector<int64_t>> claims(static_cast<size_t>(n_threads));
   std::vector<std::thread> threads;
+  std::atomic<bool> first_claimed{false};
   for (int t = 0; t < n_threads; ++t)
     threads.emplace_back([&, t] {
-      for (int64_t c = split.next(t); c >= 0; c = split.next(t)) {
+      if (slow_first && t != 0)
+        while (!first_claimed.load()) std::this_thread::yield();
+      int64_t c = split.next(t);
+      if (t == 0) first_claimed.store(true);
+      for (; c >= 0; c = split.next(t)) {
         claims[size_t(t)].push_back(c);
         if (slow_first && t == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
