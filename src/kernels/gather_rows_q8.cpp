@@ -8,12 +8,11 @@
 #include <type_traits>
 
 #include "core/aligned_buffer.h"
-#include "core/stream_split.h"
-#include "core/thread_pool.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/relaid_chunk.h"
 #include "kernels/sparse_input_q8.h"
+#include "kernels/sparse_matmul.h"
 
 // (GCC 12's AVX-512 headers pass _mm512_undefined_*() as merge sources,
 // which -Wmaybe-uninitialized reports at every inlined use.)
@@ -32,8 +31,6 @@ constexpr int64_t kUnitRows = 8;
 // a row's end (as kernels/sparse_input_q8.cpp, measured there on the same
 // rows).
 constexpr int64_t kPrefetchBytes = 1024;
-// Below this many multiply-adds the calling thread does it all.
-constexpr int64_t kMinParallelMacs = 64 * 1024;
 
 // Lane l of a chunk's dot products belongs to block (l >> 1) & 1 of the
 // chunk (gather_rows_q8.h): the lanes 2, 3, 6, 7, ... take the second.
@@ -137,11 +134,6 @@ PreparedX& caller_prepared() {
   return p;
 }
 
-StreamSplit& caller_split() {
-  thread_local StreamSplit split;
-  return split;
-}
-
 }  // namespace
 
 void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const int32_t* rows, int64_t n_rows,
@@ -154,11 +146,10 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
   const int64_t first = stride - w.cols / kChunk * (q8 ? relaid_chunk_bytes<DType::Q8_0>()  // the scales' bytes
                                                        : relaid_chunk_bytes<DType::Q4_0>());
   auto row_at = [&](int64_t i) { return w.packed + uint64_t(rows[std::min(i, n_rows - 1)]) * uint64_t(stride); };
-  // List entries [i0, i0 + 8) (fewer at the end), every token: 4 tokens x 4
-  // rows per tile while 4 tokens remain (each row's bytes serve 4 tokens),
-  // then 8 rows per tile for each remaining token.
-  auto unit = [&](int64_t u) {
-    const int64_t i0 = u * kUnitRows, n = std::min(kUnitRows, n_rows - i0);
+  // List entries [i0, i0 + n), n <= 8, every token: 4 tokens x 4 rows per
+  // tile while 4 tokens remain (each row's bytes serve 4 tokens), then 8
+  // rows per tile for each remaining token.
+  auto unit = [&](int64_t i0, int64_t n) {
     const uint8_t *row[kUnitRows], *next[kUnitRows];
     for (int64_t r = 0; r < kUnitRows; ++r) {
       row[r] = row_at(i0 + std::min(r, n - 1));
@@ -176,15 +167,10 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
     if (q8) tiles(std::integral_constant<DType, DType::Q8_0>());
     else tiles(std::integral_constant<DType, DType::Q4_0>());
   };
-  const int64_t units = (n_rows + kUnitRows - 1) / kUnitRows;
-  if (n_tok * n_rows * w.cols < kMinParallelMacs || pool.size() == 1) {
-    for (int64_t u = 0; u < units; ++u) unit(u);
-    return;
-  }
-  StreamSplit& split = caller_split();
-  split.reset(units, pool.size());
-  pool.parallel_for(pool.size(), [&](int64_t, int64_t, int thread) {
-    for (int64_t u = split.next(thread); u >= 0; u = split.next(thread)) unit(u);
+  // The threads' split of the list as for every gather (pieces of 64
+  // entries, a multiple of the unit).
+  for_each_list_piece(n_rows, n_tok * w.cols, pool, [&](int64_t b, int64_t e) {
+    for (int64_t i0 = b; i0 < e; i0 += kUnitRows) unit(i0, std::min(kUnitRows, e - i0));
   });
 }
 

@@ -39,10 +39,10 @@ class ThreadPool;
 // For every token t and i in [0, n_rows):
 //   y[t * n_rows + i] = dot(W[rows[i], :], x[t * w.cols .. + w.cols])
 // w: a Q8_0 or Q4_0 matrix re-laid by packed_for_sparse_input (w.packed; w.data may
-// be null). Only the listed rows are read. Threads stream their own share of
-// the list and take groups from the back of the other's when they finish
-// early (core/stream_split.h); every output is one thread's, so the result
-// does not depend on who computed it. Needs cpu_has_vnni().
+// be null). Only the listed rows are read. Threads split the list as every
+// gather does (for_each_list_piece, kernels/sparse_matmul.h); every output
+// is one piece's, so the result does not depend on who computed it. Needs
+// cpu_has_vnni().
 void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const int32_t* rows, int64_t n_rows,
                     float* y, ThreadPool& pool);
 
