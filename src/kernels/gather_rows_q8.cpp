@@ -143,8 +143,7 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
   prepare(x, n_tok, w.cols, p);
   const bool q8 = w.type == DType::Q8_0;
   const int64_t stride = int64_t(sparse_input_row_stride(w.type, w.cols));
-  const int64_t first = stride - w.cols / kChunk * (q8 ? relaid_chunk_bytes<DType::Q8_0>()  // the scales' bytes
-                                                       : relaid_chunk_bytes<DType::Q4_0>());
+  const int64_t first = int64_t(sparse_input_scale_bytes(w.cols));
   auto row_at = [&](int64_t i) { return w.packed + uint64_t(rows[std::min(i, n_rows - 1)]) * uint64_t(stride); };
   // List entries [i0, i0 + n), n <= 8, every token: 4 tokens x 4 rows per
   // tile while 4 tokens remain (each row's bytes serve 4 tokens), then 8

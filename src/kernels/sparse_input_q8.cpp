@@ -277,6 +277,7 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
 }  // namespace
 
 uint64_t sparse_input_row_stride(DType type, int64_t n_out) { return scale_bytes(n_out) + quant_bytes(type, n_out); }
+uint64_t sparse_input_scale_bytes(int64_t n_out) { return scale_bytes(n_out); }
 
 bool can_pack_sparse_input(const WeightMatrix& wt) {
   return (wt.type == DType::Q8_0 || wt.type == DType::Q4_0) && wt.data != nullptr && wt.rows > 0 && wt.cols > 0 &&

@@ -77,8 +77,10 @@ bool can_pack_transposed_for_sparse_input(std::initializer_list<const WeightMatr
 WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts,
                                                 ThreadPool* pool = nullptr);
 
-// Bytes of one row of the layout for weights of `type` (Q8_0 or Q4_0).
+// Bytes of one row of the layout for weights of `type` (Q8_0 or Q4_0), and
+// of its leading block scales (where the quant bytes start).
 uint64_t sparse_input_row_stride(DType type, int64_t n_out);
+uint64_t sparse_input_scale_bytes(int64_t n_out);
 
 // The single-threaded body: y[t * y_stride + o] = sum_k x[t * x_stride + k] *
 // wt[active[k], o] for o in [c0, c1), tokens t < n_tok. c0 and c1 are
