@@ -17,10 +17,11 @@ namespace {
 bool is_quant(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 
 // The form of the activations a weight's kernel reads: fp32 as given, int8
-// blocks (Q8_0/Q4_0 on the VNNI kernels) or bf16 (packed BF16).
+// blocks (Q8_0/Q4_0 on the VNNI kernels or packed tiles) or bf16 (packed
+// BF16).
 enum class ActivationForm { Fp32, Int8, Bf16 };
 ActivationForm form_for(const WeightMatrix& w, bool vnni) {
-  if (is_quant(w.type) && vnni) return ActivationForm::Int8;
+  if (is_quant(w.type) && (vnni || w.packed)) return ActivationForm::Int8;
   if (w.type == DType::BF16 && w.packed) return ActivationForm::Bf16;
   return ActivationForm::Fp32;
 }

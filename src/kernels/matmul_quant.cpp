@@ -150,21 +150,6 @@ void rows_vnni(const RowAt& row, int64_t n, bool gathered, const QuantizedActiva
   }
 }
 
-// Portable: decode 4 rows at a time to fp32, then the Highway fp32 kernel.
-void rows_portable(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w, float* y,
-                   int64_t n_out, int64_t r0, int64_t r1) {
-  const uint64_t row_bytes = dtype_row_bytes(type, uint64_t(n_in));
-  thread_local AlignedVector<float> rows;  // reused: the gather kernel calls this once per run of rows
-  rows.resize(static_cast<size_t>(4 * n_in));
-  for (int64_t r = r0; r < r1; r += 4) {
-    const int64_t n = std::min<int64_t>(4, r1 - r);
-    for (int64_t k = 0; k < n; ++k)
-      dequantize_row(type, w + (r + k) * row_bytes, rows.data() + k * n_in, uint64_t(n_in));
-    // Output columns r..r+n of every token, from the decoded 4-row matrix.
-    matmul_dense_rows(DType::F32, x, n_tok, n_in, rows.data(), y + r, n_out, 0, n);
-  }
-}
-
 // One 32-value block of activations: q = round(x / d) with d = max|x| / 127,
 // and offset8 (see QuantizedActivations). x rows are contiguous across a
 // token's blocks, so block i of token t is x + (t * nb + i) * 32.
@@ -238,12 +223,18 @@ bool cpu_has_vnni() {
   return has;
 }
 
+bool cpu_has_avx512bw() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+  return has;
+}
+
 void matmul_quant(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w,
                   int64_t n_out, float* y, ThreadPool& pool, QuantPath path) {
   if (path == QuantPath::Auto) path = cpu_has_vnni() ? QuantPath::Vnni : QuantPath::Portable;
   if (path == QuantPath::Portable) {
     for_each_row_chunk(n_tok, n_in, n_out, pool, [&](int64_t r0, int64_t r1) {
-      rows_portable(type, x, n_tok, n_in, w, y, n_out, r0, r1);
+      matmul_quant_rows_portable(type, x, n_tok, n_in, w, y, n_out, r0, r1);
     });
     return;
   }
@@ -256,7 +247,7 @@ void matmul_quant(DType type, const float* x, int64_t n_tok, int64_t n_in, const
 void matmul_quant_rows(DType type, const QuantizedActivations* xa, const float* x, int64_t n_tok, int64_t n_in,
                        const uint8_t* w, float* y, int64_t y_stride, int64_t r0, int64_t r1) {
   if (!xa) {
-    rows_portable(type, x, n_tok, n_in, w, y, y_stride, r0, r1);
+    matmul_quant_rows_portable(type, x, n_tok, n_in, w, y, y_stride, r0, r1);
     return;
   }
   const int64_t nb = n_in / kQuantBlock;
@@ -277,7 +268,7 @@ void matmul_quant_gather_rows(DType type, const float* x, int64_t n_tok, int64_t
     // A run of consecutive rows r..r+len is matmul_quant on that slice of
     // w, written to columns i..i+len of y (row stride n_rows).
     for_each_row_run(w, row_bytes, n_tok, n_in, rows, n_rows, pool, [&](int64_t i, int64_t r, int64_t len) {
-      rows_portable(type, x, n_tok, n_in, w + uint64_t(r) * row_bytes, y + i, n_rows, 0, len);
+      matmul_quant_rows_portable(type, x, n_tok, n_in, w + uint64_t(r) * row_bytes, y + i, n_rows, 0, len);
     });
     return;
   }

@@ -6,8 +6,9 @@
 //    (as llama.cpp does for these types), and each block's dot product is an
 //    integer dot (AVX-512 VNNI vpdpbusd) scaled by d_w * d_x. Chosen at run
 //    time when the CPU has AVX-512 VNNI (+BW, VL).
-//  - Portable: rows are decoded to fp32 and multiplied with the Highway fp32
-//    kernel (activations stay fp32). Every other CPU.
+//  - Portable: each weight vector is widened to fp32 in registers and
+//    multiplied with fp32 activations (Highway, matmul_quant_portable.cpp).
+//    Every other CPU.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,10 @@ struct QuantizedActivations {
 // True when this CPU can run QuantPath::Vnni.
 bool cpu_has_vnni();
 
+// True when this CPU can run the packed int8 tiles (kernels/packed_quant.h):
+// AVX-512 F/BW/VL, with or without VNNI.
+bool cpu_has_avx512bw();
+
 // The instruction sets of the VNNI kernels (functions compiled with it run
 // only after cpu_has_vnni()).
 #define FFN_VNNI_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
@@ -58,6 +63,11 @@ void matmul_quant(DType type, const float* x, int64_t n_tok, int64_t n_in, const
 // requires cpu_has_vnni()), or null for the portable path, which reads x.
 void matmul_quant_rows(DType type, const QuantizedActivations* xa, const float* x, int64_t n_tok, int64_t n_in,
                        const uint8_t* w, float* y, int64_t y_stride, int64_t r0, int64_t r1);
+
+// The portable body alone (any CPU): rows [r0, r1) of w times fp32 x, into
+// y[t * y_stride + r].
+void matmul_quant_rows_portable(DType type, const float* x, int64_t n_tok, int64_t n_in, const uint8_t* w, float* y,
+                                int64_t y_stride, int64_t r0, int64_t r1);
 
 // matmul_quant restricted to a list of weight rows (distinct, ascending, in
 // [0, n_out)): y[t * n_rows + i] = dot(row rows[i] of w, x[t]). Activations

@@ -95,13 +95,27 @@ FFN_VNNI_TARGET inline __m512i broadcast4(const int8_t* p) {
 // For each block: s[t] = -z * sum(x) + sum over the 8 groups k of
 // vpdpbusd(weights of group k, x's bytes 4k..4k+3 broadcast), the exact
 // integer block dot of all 16 rows; then acc[t] += s[t] * d_w * d_x.
-template <DType T, int NT>
+//
+// kVnni = false: the same integer sums on AVX-512BW without VNNI (Skylake-X),
+// each vpdpbusd replaced by vpmaddubsw (unsigned x signed bytes -> pairs of
+// int16) + vpmaddwd by ones (-> int32 quadruples) + vpaddd. vpmaddubsw
+// saturates pair sums above 32767: Q4_0's nibbles (<= 15) never reach it,
+// but Q8_0's w + 128 (<= 255) would, so Q8_0 multiplies |w| (<= 128) with x
+// carrying w's sign (|x| <= 127: QuantizedActivations never makes -128),
+// which stays below 2 * 128 * 127 = 32512, and drops the zero-point term.
+// Still exact, so both paths give the same sums. (This instantiation is
+// compiled under FFN_VNNI_TARGET like the other but uses no VNNI intrinsic;
+// the tests run it on the CPUs that lack VNNI.)
+template <DType T, int NT, bool kVnni>
 FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const QuantizedActivations& xa, int64_t t0,
                                  float* y, int64_t y_stride, int64_t rows) {
   using P = PackedType<T>;
+  // The zero point subtracted from the sums (none where Q8_0 runs signed).
+  constexpr int32_t kZero = kVnni || T == DType::Q4_0 ? P::kZero : 0;
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i ones16 = _mm512_set1_epi16(1);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = tile + b * tile_block_bytes<T>();
     const uint8_t* qv = p + kScaleBytes;
@@ -111,12 +125,31 @@ FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const Quantize
     for (int t = 0; t < NT; ++t) {
       const int64_t xb = (t0 + t) * nb + b;
       xq[t] = xa.q.data() + xb * kQuantBlock;
-      s[t] = _mm512_set1_epi32(-P::kZero * xa.sum[size_t(xb)]);
+      s[t] = _mm512_set1_epi32(-kZero * xa.sum[size_t(xb)]);
     }
+    // s[t] += the 4-byte dot products of unsigned wk with x's bytes 4k..4k+3.
     auto group = [&](int k, __m512i wk) FFN_VNNI_TARGET {
-      for (int t = 0; t < NT; ++t) s[t] = _mm512_dpbusd_epi32(s[t], wk, broadcast4(xq[t] + 4 * k));
+      for (int t = 0; t < NT; ++t) {
+        if constexpr (kVnni) {
+          s[t] = _mm512_dpbusd_epi32(s[t], wk, broadcast4(xq[t] + 4 * k));
+        } else {
+          const __m512i pairs = _mm512_maddubs_epi16(wk, broadcast4(xq[t] + 4 * k));
+          s[t] = _mm512_add_epi32(s[t], _mm512_madd_epi16(pairs, ones16));
+        }
+      }
     };
-    if constexpr (T == DType::Q8_0) {
+    if constexpr (T == DType::Q8_0 && !kVnni) {
+      for (int k = 0; k < 8; ++k) {
+        const __m512i w = _mm512_xor_si512(_mm512_loadu_si512(qv + 64 * k), _mm512_set1_epi8(char(0x80)));
+        const __mmask64 negative = _mm512_movepi8_mask(w);
+        const __m512i magnitude = _mm512_abs_epi8(w);
+        for (int t = 0; t < NT; ++t) {
+          const __m512i xk = broadcast4(xq[t] + 4 * k);
+          const __m512i signed_x = _mm512_mask_sub_epi8(xk, negative, _mm512_setzero_si512(), xk);
+          s[t] = _mm512_add_epi32(s[t], _mm512_madd_epi16(_mm512_maddubs_epi16(magnitude, signed_x), ones16));
+        }
+      }
+    } else if constexpr (T == DType::Q8_0) {
       for (int k = 0; k < 8; ++k) group(k, _mm512_loadu_si512(qv + 64 * k));
     } else {
       for (int k = 0; k < 4; ++k) {
@@ -137,7 +170,7 @@ FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const Quantize
 
 // Rows [r0, r1) (r0 a tile start) for all tokens: each tile (<= ~100 KB, so
 // it stays in L2) passes over every token group before the next tile.
-template <DType T>
+template <DType T, bool kVnni>
 void rows_packed(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y, int64_t y_stride,
                  int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
@@ -146,9 +179,9 @@ void rows_packed(const WeightMatrix& w, const QuantizedActivations& xa, int64_t 
     const uint8_t* tile = w.packed + uint64_t(r / kPackRows) * tile_bytes;
     const int64_t rows = std::min(kPackRows, r1 - r);
     int64_t t = 0;
-    for (; t + 8 <= n_tok; t += 8) tile_packed<T, 8>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
-    for (; t + 4 <= n_tok; t += 4) tile_packed<T, 4>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
-    for (; t < n_tok; ++t) tile_packed<T, 1>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
+    for (; t + 8 <= n_tok; t += 8) tile_packed<T, 8, kVnni>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
+    for (; t + 4 <= n_tok; t += 4) tile_packed<T, 4, kVnni>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
+    for (; t < n_tok; ++t) tile_packed<T, 1, kVnni>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
   }
 }
 
@@ -198,7 +231,7 @@ uint64_t packed_tile_bytes(DType type, int64_t cols) {
 
 bool can_pack(const WeightMatrix& w) {
   if (w.data == nullptr || w.rows <= 0) return false;
-  if (w.type == DType::Q8_0 || w.type == DType::Q4_0) return cpu_has_vnni();
+  if (w.type == DType::Q8_0 || w.type == DType::Q4_0) return cpu_has_avx512bw();
   if (w.type == DType::BF16) return w.cols % 32 == 0 && cpu_has_avx512_bf16();
   return false;
 }
@@ -226,10 +259,13 @@ WeightMatrix without_packed(WeightMatrix w) {
 }
 
 void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
-                        int64_t y_stride, int64_t r0, int64_t r1) {
+                        int64_t y_stride, int64_t r0, int64_t r1, QuantPath path) {
   if (r0 >= r1) return;
-  if (w.type == DType::Q8_0) rows_packed<DType::Q8_0>(w, xa, n_tok, y, y_stride, r0, r1);
-  else if (w.type == DType::Q4_0) rows_packed<DType::Q4_0>(w, xa, n_tok, y, y_stride, r0, r1);
+  const bool vnni = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());
+  if (w.type == DType::Q8_0 && vnni) rows_packed<DType::Q8_0, true>(w, xa, n_tok, y, y_stride, r0, r1);
+  else if (w.type == DType::Q8_0) rows_packed<DType::Q8_0, false>(w, xa, n_tok, y, y_stride, r0, r1);
+  else if (w.type == DType::Q4_0 && vnni) rows_packed<DType::Q4_0, true>(w, xa, n_tok, y, y_stride, r0, r1);
+  else if (w.type == DType::Q4_0) rows_packed<DType::Q4_0, false>(w, xa, n_tok, y, y_stride, r0, r1);
   else matmul_packed_bf16_rows(w, xa.bf16.data(), n_tok, y, y_stride, r0, r1);
 }
 

@@ -26,19 +26,21 @@
 // and sum_j w_j x_j = sum_j u_j x_j - z * sum_j x_j: the second term is one
 // integer per activation block (QuantizedActivations::sum), the start value
 // of the accumulator. The integer block sums are exact, so the result equals
-// the row-major VNNI kernel's up to fp32 summation order.
+// the row-major VNNI kernel's up to fp32 summation order. CPUs with
+// AVX-512 BW but no VNNI (Skylake-X) get the same sums from vpmaddubsw +
+// vpmaddwd (packed_quant.cpp).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 
 #include "core/dtype.h"
+#include "kernels/matmul_quant.h"
 #include "kernels/weight_matrix.h"
 
 namespace ffn {
 
 class ThreadPool;
-struct QuantizedActivations;
 
 constexpr int64_t kPackRows = 16;
 
@@ -46,7 +48,7 @@ constexpr int64_t kPackRows = 16;
 uint64_t packed_tile_bytes(DType type, int64_t cols);
 
 // True when w can be packed and the packed kernel can run here: Q8_0 or
-// Q4_0 weights on a CPU with AVX-512 VNNI, or BF16 weights with cols a
+// Q4_0 weights on a CPU with AVX-512 BW (VNNI where it has it), or BF16 weights with cols a
 // multiple of 32 on a CPU with AVX-512 BF16 (kernels/packed_bf16.h).
 bool can_pack(const WeightMatrix& w);
 
@@ -73,8 +75,11 @@ std::shared_ptr<uint8_t> weight_allocation(uint64_t size);
 
 // Output rows [r0, r1) of packed w for n_tok tokens of prepared
 // activations (int8 blocks for Q8_0/Q4_0, xa.bf16 for BF16):
-// y[t * y_stride + r]. r0 must be a multiple of kPackRows.
+// y[t * y_stride + r]. r0 must be a multiple of kPackRows. Q8_0/Q4_0:
+// `path` Vnni takes vpdpbusd, Portable the AVX-512BW sums (the same
+// integers; tests run both where the CPU has VNNI), Auto the first this
+// CPU has.
 void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
-                        int64_t y_stride, int64_t r0, int64_t r1);
+                        int64_t y_stride, int64_t r0, int64_t r1, QuantPath path = QuantPath::Auto);
 
 }  // namespace ffn
