@@ -39,7 +39,7 @@ TEST(Kernels, MatmulMatchesScalarReferenceAtOddSizes) {
 // random blocks at several magnitudes, a block of zeros, ties at .5 steps
 // (round to nearest even) and values at the clamp (x = +-max).
 TEST(Kernels, QuantizedActivationsFastPathEqualsScalarDefinition) {
-  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   const int64_t n_tok = 3, n_in = 32 * 9;
   auto x = test::random_floats(size_t(n_tok * n_in), 42);
   for (int64_t i = 0; i < n_in; ++i) x[size_t(i)] *= float(1 + i / 32) * 3.7f;  // magnitudes per block

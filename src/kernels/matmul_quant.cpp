@@ -178,8 +178,11 @@ FFN_VNNI_TARGET void quantize_block_avx512(const float* xb, int8_t* qb, float* d
   const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vinv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vinv));
   const __m256i q = _mm256_set_m128i(_mm512_cvtsepi32_epi8(q1), _mm512_cvtsepi32_epi8(q0));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(qb), q);
-  // Sums of 4 consecutive signed bytes: 1 (unsigned) x q (signed), times -8.
-  const __m256i sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
+  // Sums of 4 consecutive signed bytes, times -8: 1 (unsigned) x q (signed)
+  // in pairs, then the pairs in pairs (no VNNI needed: this also serves the
+  // packed tiles of AVX-512BW CPUs without it).
+  const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);
+  const __m256i sums = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(off), _mm256_mullo_epi32(sums, _mm256_set1_epi32(-8)));
 }
 #pragma GCC diagnostic pop
@@ -201,7 +204,7 @@ void QuantizedActivations::quantize(const float* x, int64_t n_tok, int64_t n_in,
   d.resize(static_cast<size_t>(n_tok * nb));
   offset8.resize(static_cast<size_t>(n_tok * nb * 8));
   sum.resize(static_cast<size_t>(n_tok * nb));
-  const bool fast = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());
+  const bool fast = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_avx512bw());
   for (int64_t t = 0; t < n_tok; ++t)
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t i = t * nb + b;

@@ -37,7 +37,8 @@ struct QuantizedActivations {
   // For packed BF16 weights instead: x rounded to bf16 (kernels/packed_bf16.h).
   AlignedVector<uint16_t> bf16;
 
-  // Auto: AVX-512 when cpu_has_vnni(); Portable: the scalar definition.
+  // Auto: AVX-512 when cpu_has_avx512bw() (Vnni names that path here, it
+  // needs no VNNI); Portable: the scalar definition.
   // Both give identical bytes (the same fp32 operations, round to nearest
   // even).
   void quantize(const float* x, int64_t n_tok, int64_t n_in, QuantPath path = QuantPath::Auto);
