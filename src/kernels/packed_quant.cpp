@@ -13,6 +13,7 @@
 #include "core/aligned_buffer.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
+#include "kernels/byte_dot.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/packed_bf16.h"
 #include "kernels/quant_blocks.h"
@@ -23,23 +24,21 @@ namespace {
 
 constexpr int64_t kScaleBytes = 2 * kPackRows;
 
-// Per-type facts of the packed layout: quant bytes per row per block, the
-// zero point z of the unsigned weights, and how a file block's quant bytes
-// become packed bytes.
+// Per-type facts of the packed layout: quant bytes per row per block and
+// how a file block's quant bytes become packed bytes (unsigned, w + the
+// zero point of kernels/byte_dot.h).
 template <DType T>
 struct PackedType;
 template <>
 struct PackedType<DType::Q8_0> {
   using Block = BlockQ8_0;
   static constexpr int64_t kQuantBytes = 32;
-  static constexpr int32_t kZero = 128;
   static uint8_t packed_byte(uint8_t q) { return q ^ 0x80; }  // int8 w -> w + 128
 };
 template <>
 struct PackedType<DType::Q4_0> {
   using Block = BlockQ4_0;
   static constexpr int64_t kQuantBytes = 16;
-  static constexpr int32_t kZero = 8;
   static uint8_t packed_byte(uint8_t q) { return q; }  // nibbles are already w + 8
 };
 
@@ -96,26 +95,14 @@ FFN_VNNI_TARGET inline __m512i broadcast4(const int8_t* p) {
 // vpdpbusd(weights of group k, x's bytes 4k..4k+3 broadcast), the exact
 // integer block dot of all 16 rows; then acc[t] += s[t] * d_w * d_x.
 //
-// kVnni = false: the same integer sums on AVX-512BW without VNNI (Skylake-X),
-// each vpdpbusd replaced by vpmaddubsw (unsigned x signed bytes -> pairs of
-// int16) + vpmaddwd by ones (-> int32 quadruples) + vpaddd. vpmaddubsw
-// saturates pair sums above 32767: Q4_0's nibbles (<= 15) never reach it,
-// but Q8_0's w + 128 (<= 255) would, so Q8_0 multiplies |w| (<= 128) with x
-// carrying w's sign (|x| <= 127: QuantizedActivations never makes -128),
-// which stays below 2 * 128 * 127 = 32512, and drops the zero-point term.
-// Still exact, so both paths give the same sums. (This instantiation is
-// compiled under FFN_VNNI_TARGET like the other but uses no VNNI intrinsic;
-// the tests run it on the CPUs that lack VNNI.)
+// kVnni = false: the same integer sums without VNNI (kernels/byte_dot.h).
 template <DType T, int NT, bool kVnni>
 FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const QuantizedActivations& xa, int64_t t0,
                                  float* y, int64_t y_stride, int64_t rows) {
-  using P = PackedType<T>;
-  // The zero point subtracted from the sums (none where Q8_0 runs signed).
-  constexpr int32_t kZero = kVnni || T == DType::Q4_0 ? P::kZero : 0;
+  using Dot = ByteDot<T, kVnni>;
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(0x0f);
-  const __m512i ones16 = _mm512_set1_epi16(1);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = tile + b * tile_block_bytes<T>();
     const uint8_t* qv = p + kScaleBytes;
@@ -125,31 +112,14 @@ FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const Quantize
     for (int t = 0; t < NT; ++t) {
       const int64_t xb = (t0 + t) * nb + b;
       xq[t] = xa.q.data() + xb * kQuantBlock;
-      s[t] = _mm512_set1_epi32(-kZero * xa.sum[size_t(xb)]);
+      s[t] = _mm512_set1_epi32(-Dot::kZero * xa.sum[size_t(xb)]);
     }
     // s[t] += the 4-byte dot products of unsigned wk with x's bytes 4k..4k+3.
     auto group = [&](int k, __m512i wk) FFN_VNNI_TARGET {
-      for (int t = 0; t < NT; ++t) {
-        if constexpr (kVnni) {
-          s[t] = _mm512_dpbusd_epi32(s[t], wk, broadcast4(xq[t] + 4 * k));
-        } else {
-          const __m512i pairs = _mm512_maddubs_epi16(wk, broadcast4(xq[t] + 4 * k));
-          s[t] = _mm512_add_epi32(s[t], _mm512_madd_epi16(pairs, ones16));
-        }
-      }
+      const typename Dot::Weights w = Dot::prepare(wk);
+      for (int t = 0; t < NT; ++t) s[t] = Dot::accumulate(s[t], w, broadcast4(xq[t] + 4 * k));
     };
-    if constexpr (T == DType::Q8_0 && !kVnni) {
-      for (int k = 0; k < 8; ++k) {
-        const __m512i w = _mm512_xor_si512(_mm512_loadu_si512(qv + 64 * k), _mm512_set1_epi8(char(0x80)));
-        const __mmask64 negative = _mm512_movepi8_mask(w);
-        const __m512i magnitude = _mm512_abs_epi8(w);
-        for (int t = 0; t < NT; ++t) {
-          const __m512i xk = broadcast4(xq[t] + 4 * k);
-          const __m512i signed_x = _mm512_mask_sub_epi8(xk, negative, _mm512_setzero_si512(), xk);
-          s[t] = _mm512_add_epi32(s[t], _mm512_madd_epi16(_mm512_maddubs_epi16(magnitude, signed_x), ones16));
-        }
-      }
-    } else if constexpr (T == DType::Q8_0) {
+    if constexpr (T == DType::Q8_0) {
       for (int k = 0; k < 8; ++k) group(k, _mm512_loadu_si512(qv + 64 * k));
     } else {
       for (int k = 0; k < 4; ++k) {
