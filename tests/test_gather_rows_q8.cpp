@@ -30,7 +30,9 @@ namespace ffn {
 namespace {
 
 TEST(GatherRowsQ8, MatchesTheScalarEmulation) {
-  if (!cpu_has_vnni()) GTEST_SKIP() << "needs AVX-512 VNNI";
+  if (!cpu_has_avx512bw()) GTEST_SKIP() << "needs AVX-512 BW";
+  std::vector<QuantPath> paths = {QuantPath::Portable};
+  if (cpu_has_vnni()) paths.push_back(QuantPath::Vnni);
   ThreadPool two(2), one(1);
   std::mt19937_64 rng(11);
   for (const DType type : {DType::Q8_0, DType::Q4_0}) {
@@ -63,9 +65,10 @@ TEST(GatherRowsQ8, MatchesTheScalarEmulation) {
           std::iota(list.begin(), list.end(), 0);
           std::shuffle(list.begin(), list.end(), rng);
           list.resize(size_t(n_rows));
-          for (ThreadPool* pool : {&one, &two}) {
+          for (ThreadPool* pool : {&one, &two})
+          for (const QuantPath path : paths) {
             std::vector<float> y(static_cast<size_t>(n_tok * n_rows), -7.0f);
-            gather_rows_q8(relaid, x.data(), n_tok, list.data(), n_rows, y.data(), *pool);
+            gather_rows_q8(relaid, x.data(), n_tok, list.data(), n_rows, y.data(), *pool, path);
             for (int64_t t = 0; t < n_tok; ++t)
               for (int64_t i = 0; i < n_rows; ++i) {
                 double sum = 0, magnitude = 0;
@@ -83,7 +86,7 @@ TEST(GatherRowsQ8, MatchesTheScalarEmulation) {
                 }
                 EXPECT_NEAR(y[size_t(t * n_rows + i)], sum, 1e-5 * magnitude + 1e-6)
                     << dtype_name(type) << " cols " << cols << " tokens " << n_tok << " rows " << n_rows
-                    << " threads " << pool->size() << " t " << t << " i " << i;
+                    << " threads " << pool->size() << " path " << int(path) << " t " << t << " i " << i;
               }
           }
         }

@@ -134,6 +134,14 @@ void check(DType type, int64_t n_in, int64_t n_out, int64_t n_tok, int64_t count
   std::vector<float> y(size_t(n_tok * n_out), NAN);  // fully overwritten
   matmul_sparse_input(packed, x.data(), n_tok, active.data(), count, y.data(), pool);
 
+  if (pool.size() == 1) {
+    // One thread runs the kernel whole; its AVX-512BW form gives the same
+    // integers, so the same floats (on CPUs without VNNI, Auto is that form).
+    std::vector<float> portable(y.size(), NAN);
+    sparse_input_q8_columns(packed, x.data(), count, n_tok, active.data(), count, portable.data(), n_out, 0, n_out,
+                            QuantPath::Portable);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(portable[i], y[i]) << what << " (AVX-512BW form) at " << i;
+  }
   if (n_tok > 1 || pool.size() == 1) {
     std::vector<double> ref, scale;
     emulate(m, x.data(), n_tok, active, ref, scale);
@@ -152,7 +160,7 @@ void check(DType type, int64_t n_in, int64_t n_out, int64_t n_tok, int64_t count
 // Counts: none, one, a group minus/plus one row, 37%, all. Tokens: one, a
 // partial token block, one block plus one (blocks of 8), two blocks plus one.
 TEST(SparseInputQ8, MatchesEmulationAndExactProduct) {
-  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   ThreadPool pool1(1), pool3(3);
   for (DType type : {DType::Q8_0, DType::Q4_0})
     for (int64_t n_in : {45, 333})
@@ -164,7 +172,7 @@ TEST(SparseInputQ8, MatchesEmulationAndExactProduct) {
 }
 
 TEST(SparseInputQ8, PacksQ8AndQ4WithWholeChunks) {
-  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   EXPECT_TRUE(can_pack_sparse_input(random_q8(5, 128, 1).w));
   EXPECT_TRUE(can_pack_sparse_input(random_q8(5, 128, 1, DType::Q4_0).w));
   EXPECT_FALSE(can_pack_sparse_input(random_q8(5, 96, 1, DType::Q4_0).w));
@@ -181,7 +189,7 @@ TEST(SparseInputQ8, PacksQ8AndQ4WithWholeChunks) {
 // Parts packed side by side give the bytes of their concat_columns packed:
 // the q/k/v and gate/up W^T of TEAL are packed so without the joined copy.
 TEST(SparseInputQ8, PartsPackAsTheirConcatenation) {
-  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
   const Q8Matrix a = random_q8(45, 192, 3, type), b = random_q8(45, 64, 4, type), c = random_q8(45, 128, 5, type);
   ThreadPool pool(3);
@@ -209,7 +217,7 @@ TEST(SparseInputQ8, PartsPackAsTheirConcatenation) {
 // and packing the transposes side by side (the run-time TEAL path at load).
 // 160 columns: panels of 64, 64 and 32.
 TEST(SparseInputQ8, TransposedPartsPackAsTheirTransposesPacked) {
-  if (!cpu_has_vnni()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   ThreadPool pool(3);
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
     const Q8Matrix a = random_q8(128, 160, 11, type), b = random_q8(64, 160, 12, type);

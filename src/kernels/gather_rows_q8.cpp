@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "core/aligned_buffer.h"
+#include "kernels/byte_dot.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/relaid_chunk.h"
@@ -77,9 +78,10 @@ FFN_VNNI_TARGET void prepare(const float* x, int64_t n_tok, int64_t cols, Prepar
 // NR listed rows (row[r]: the row's start; the first `valid` are wanted,
 // the rest repeat the last) x NT tokens from t0, into y[t * y_stride + r].
 // next[r]: the rows after this tile's, for the prefetch past a row's end.
-template <DType T, int NR, int NT>
+template <DType T, bool kVnni, int NR, int NT>
 FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next, int valid, int64_t stride,
                           int64_t first, const PreparedX& p, int64_t t0, float* y, int64_t y_stride) {
+  using Dot = ByteDot<T, kVnni>;
   __m512 acc[NT][NR];
   for (int t = 0; t < NT; ++t)
     for (int r = 0; r < NR; ++r) acc[t][r] = _mm512_setzero_ps();
@@ -106,10 +108,10 @@ FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next,
         xs[t] = _mm512_load_ps(p.scale.data() + ((t0 + t) * p.chunks + c) * 16);
       }
       for (int r = 0; r < NR; ++r) {
-        const __m512i u = load_relaid_chunk<T>(row[r] + pos);
+        const typename Dot::Weights u = Dot::prepare(load_relaid_chunk<T>(row[r] + pos));
         const __m512 s = _mm512_permutexvar_ps(pick, dw[r]);
         for (int t = 0; t < NT; ++t)
-          acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xq[t])),
+          acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(Dot::accumulate(_mm512_setzero_si512(), u, xq[t])),
                                       _mm512_mul_ps(s, xs[t]), acc[t][r]);
       }
     }
@@ -125,7 +127,7 @@ FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next,
         zero[t] = _mm512_fmadd_ps(d, _mm512_load_ps(p.sum.data() + (t0 + t) * p.nbp + b), zero[t]);
     }
     for (int t = 0; t < NT; ++t)
-      y[t * y_stride + r] = _mm512_reduce_add_ps(acc[t][r]) - float(relaid_zero<T>()) * _mm512_reduce_add_ps(zero[t]);
+      y[t * y_stride + r] = _mm512_reduce_add_ps(acc[t][r]) - float(Dot::kZero) * _mm512_reduce_add_ps(zero[t]);
   }
 }
 
@@ -137,11 +139,12 @@ PreparedX& caller_prepared() {
 }  // namespace
 
 void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const int32_t* rows, int64_t n_rows,
-                    float* y, ThreadPool& pool) {
+                    float* y, ThreadPool& pool, QuantPath path) {
   if (n_tok <= 0 || n_rows <= 0) return;
   PreparedX& p = caller_prepared();
   prepare(x, n_tok, w.cols, p);
   const bool q8 = w.type == DType::Q8_0;
+  const bool vnni = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());
   const int64_t stride = int64_t(sparse_input_row_stride(w.type, w.cols));
   const int64_t first = int64_t(sparse_input_scale_bytes(w.cols));
   auto row_at = [&](int64_t i) { return w.packed + uint64_t(rows[std::min(i, n_rows - 1)]) * uint64_t(stride); };
@@ -154,17 +157,23 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
       row[r] = row_at(i0 + std::min(r, n - 1));
       next[r] = row_at(i0 + kUnitRows + r);
     }
-    auto tiles = [&](auto type_tag) {
+    auto tiles = [&](auto type_tag, auto vnni_tag) {
       constexpr DType T = decltype(type_tag)::value;
+      constexpr bool kVnni = decltype(vnni_tag)::value;
       int64_t t = 0;
       for (; t + 4 <= n_tok; t += 4)
         for (int64_t h = 0; h < n; h += 4)
-          tile<T, 4, 4>(row + h, next + h, int(std::min<int64_t>(4, n - h)), stride, first, p, t,
-                        y + t * n_rows + i0 + h, n_rows);
-      for (; t < n_tok; ++t) tile<T, 8, 1>(row, next, int(n), stride, first, p, t, y + t * n_rows + i0, n_rows);
+          tile<T, kVnni, 4, 4>(row + h, next + h, int(std::min<int64_t>(4, n - h)), stride, first, p, t,
+                               y + t * n_rows + i0 + h, n_rows);
+      for (; t < n_tok; ++t)
+        tile<T, kVnni, 8, 1>(row, next, int(n), stride, first, p, t, y + t * n_rows + i0, n_rows);
     };
-    if (q8) tiles(std::integral_constant<DType, DType::Q8_0>());
-    else tiles(std::integral_constant<DType, DType::Q4_0>());
+    using Q8 = std::integral_constant<DType, DType::Q8_0>;
+    using Q4 = std::integral_constant<DType, DType::Q4_0>;
+    if (q8 && vnni) tiles(Q8(), std::true_type());
+    else if (q8) tiles(Q8(), std::false_type());
+    else if (vnni) tiles(Q4(), std::true_type());
+    else tiles(Q4(), std::false_type());
   };
   // The threads' split of the list as for every gather (pieces of 64
   // entries, a multiple of the unit).

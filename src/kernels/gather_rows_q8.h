@@ -15,7 +15,8 @@
 // aligned, outputs permuted within each chunk of 64); packed_for_sparse_input
 // makes it from any Q8_0 or Q4_0 [rows, cols] matrix with cols a multiple of
 // 64. Q4_0 chunks are 32 bytes, expanded to the same 64 (relaid_chunk.h).
-// Per 64 weights of a row: one aligned load, one vpdpbusd against x's int8
+// Per 64 weights of a row: one aligned load, one vpdpbusd (or its AVX-512BW
+// form, kernels/byte_dot.h) against x's int8
 // bytes permuted the same way, one conversion and one FMA with the two
 // blocks' scales d_w * d_x spread over their lanes. Lane l of a chunk holds
 // outputs of block (l >> 1) & 1 (the layout swaps k and L in 16k + 4L + m).
@@ -30,6 +31,7 @@
 
 #include <cstdint>
 
+#include "kernels/matmul_quant.h"
 #include "kernels/weight_matrix.h"
 
 namespace ffn {
@@ -42,8 +44,9 @@ class ThreadPool;
 // be null). Only the listed rows are read. Threads split the list as every
 // gather does (for_each_list_piece, kernels/sparse_matmul.h); every output
 // is one piece's, so the result does not depend on who computed it. Needs
-// cpu_has_vnni().
+// cpu_has_avx512bw(); `path` Vnni takes vpdpbusd, Portable its AVX-512BW
+// form (kernels/byte_dot.h: the same integers), Auto the first this CPU has.
 void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const int32_t* rows, int64_t n_rows,
-                    float* y, ThreadPool& pool);
+                    float* y, ThreadPool& pool, QuantPath path = QuantPath::Auto);
 
 }  // namespace ffn

@@ -21,15 +21,12 @@ namespace ffn {
 
 inline constexpr int64_t kRelaidChunk = 64;  // outputs per chunk: two blocks of 32
 
-// Stored bytes per chunk, and the zero point of the stored values.
+// Stored bytes per chunk (the zero point of the stored values:
+// kernels/byte_dot.h).
 template <DType T>
 constexpr int64_t relaid_chunk_bytes() {
   static_assert(T == DType::Q8_0 || T == DType::Q4_0);
   return T == DType::Q8_0 ? 64 : 32;
-}
-template <DType T>
-constexpr int32_t relaid_zero() {
-  return T == DType::Q8_0 ? 128 : 8;
 }
 
 // The chunk at p as 64 unsigned bytes in position order.

@@ -10,9 +10,11 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "kernels/byte_dot.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/convert.h"
@@ -192,7 +194,7 @@ FFN_VNNI_TARGET inline void load_quad(const uint8_t* const* w, int64_t off, __m5
 // bytes at the tile. kOne (decode): also prefetch kPrefetchBytes ahead in
 // each row stream (row_start: the rows' starts, next: the next group's,
 // stride: row bytes; a row's quant bytes begin `first` bytes after its start).
-template <DType T, int Q, bool kOne>
+template <DType T, bool kVnni, int Q, bool kOne>
 FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, const uint8_t* const* row_start,
                                 const uint8_t* const* next, int64_t stride, int64_t first, int64_t width,
                                 int64_t tokens, const int32_t* act, const float* scale, int64_t nbp, float* y,
@@ -205,8 +207,13 @@ FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, const uint8_t* const* r
                                                                   : next[r] + std::min(ahead - stride, pos)),
                      _MM_HINT_T0);
     }
-    __m512i u[Q][4];
-    for (int h = 0; h < Q; ++h) load_quad<T>(w + 4 * h, chunk_offset<T>(c), u[h]);
+    using Dot = ByteDot<T, kVnni>;
+    typename Dot::Weights u[Q][4];
+    for (int h = 0; h < Q; ++h) {
+      __m512i quad[4];
+      load_quad<T>(w + 4 * h, chunk_offset<T>(c), quad);
+      for (int k = 0; k < 4; ++k) u[h][k] = Dot::prepare(quad[k]);
+    }
     const int64_t b = c / kQuantBlock;
     for (int64_t t = 0; t < tokens; ++t) {
       const int32_t* a = act + Q * t * nbp + b;
@@ -215,7 +222,7 @@ FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, const uint8_t* const* r
       for (int k = 0; k < 4; ++k) {
         const int half = k / 2;  // vectors 0, 1: block b; 2, 3: block b + 1
         __m512i acc = _mm512_setzero_si512();
-        for (int h = 0; h < Q; ++h) acc = _mm512_dpbusd_epi32(acc, u[h][k], _mm512_set1_epi32(a[h * nbp + half]));
+        for (int h = 0; h < Q; ++h) acc = Dot::accumulate(acc, u[h][k], _mm512_set1_epi32(a[h * nbp + half]));
         _mm512_storeu_ps(yt + 16 * k, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(s[half]),
                                                       _mm512_loadu_ps(yt + 16 * k)));
       }
@@ -223,7 +230,7 @@ FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, const uint8_t* const* r
   }
 }
 
-template <DType T, int Q>
+template <DType T, bool kVnni, int Q>
 FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_stride, int64_t n_tok,
                              const int32_t* active, int64_t n_active, float* y, int64_t y_stride, int64_t c0,
                              int64_t c1) {
@@ -257,13 +264,13 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
           w[r] = start[r] + first + chunk_offset<T>(ct);
         }
         const int valid = int(std::min<int64_t>(R, n_active - k));
-        prepare_group<Q, relaid_zero<T>()>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb, nbp,
+        prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb, nbp,
                                            act.data(), scale.data(), bias.data());
         if (one)
-          group_tile<T, Q, true>(w, start, next, stride, first, width, 1, act.data(), scale.data(), nbp, yb + ct,
+          group_tile<T, kVnni, Q, true>(w, start, next, stride, first, width, 1, act.data(), scale.data(), nbp, yb + ct,
                               y_stride);
         else
-          group_tile<T, Q, false>(w, start, next, stride, first, width, tokens, act.data(), scale.data(), nbp, yb + ct,
+          group_tile<T, kVnni, Q, false>(w, start, next, stride, first, width, tokens, act.data(), scale.data(), nbp, yb + ct,
                                y_stride);
       }
       for (int64_t t = 0; t < tokens; ++t) {
@@ -281,7 +288,7 @@ uint64_t sparse_input_scale_bytes(int64_t n_out) { return scale_bytes(n_out); }
 
 bool can_pack_sparse_input(const WeightMatrix& wt) {
   return (wt.type == DType::Q8_0 || wt.type == DType::Q4_0) && wt.data != nullptr && wt.rows > 0 && wt.cols > 0 &&
-         wt.cols % kChunk == 0 && cpu_has_vnni();
+         wt.cols % kChunk == 0 && cpu_has_avx512bw();
 }
 
 WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool) {
@@ -324,7 +331,7 @@ bool can_pack_transposed_for_sparse_input(std::initializer_list<const WeightMatr
     if ((p->type != DType::Q8_0 && p->type != DType::Q4_0) || p->type != first.type || p->data == nullptr ||
         p->cols != first.cols || p->cols <= 0 || p->rows <= 0 || p->rows % kChunk != 0)
       return false;
-  return cpu_has_vnni();
+  return cpu_has_avx512bw();
 }
 
 WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool) {
@@ -369,11 +376,18 @@ WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const Weig
 
 void sparse_input_q8_columns(const WeightMatrix& wt, const float* x, int64_t x_stride, int64_t n_tok,
                              const int32_t* active, int64_t n_active, float* y, int64_t y_stride, int64_t c0,
-                             int64_t c1) {
-  if (wt.type == DType::Q8_0)
-    columns<DType::Q8_0, kGroupQuads>(wt, x, x_stride, n_tok, active, n_active, y, y_stride, c0, c1);
-  else
-    columns<DType::Q4_0, kGroupQuads>(wt, x, x_stride, n_tok, active, n_active, y, y_stride, c0, c1);
+                             int64_t c1, QuantPath path) {
+  const bool vnni = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());
+  auto run = [&](auto type_tag, auto vnni_tag) {
+    columns<decltype(type_tag)::value, decltype(vnni_tag)::value, kGroupQuads>(wt, x, x_stride, n_tok, active,
+                                                                              n_active, y, y_stride, c0, c1);
+  };
+  using Q8 = std::integral_constant<DType, DType::Q8_0>;
+  using Q4 = std::integral_constant<DType, DType::Q4_0>;
+  if (wt.type == DType::Q8_0 && vnni) run(Q8(), std::true_type());
+  else if (wt.type == DType::Q8_0) run(Q8(), std::false_type());
+  else if (vnni) run(Q4(), std::true_type());
+  else run(Q4(), std::false_type());
 }
 
 }  // namespace ffn

@@ -47,12 +47,15 @@
 #include <cstdint>
 #include <initializer_list>
 
+#include "kernels/matmul_quant.h"
 #include "kernels/weight_matrix.h"
 
 namespace ffn {
 
 // True when wt (a transposed matrix, [n_in, n_out]) can take this layout
-// here: Q8_0 or Q4_0, n_out a multiple of 64, and a CPU with AVX-512 VNNI.
+// here: Q8_0 or Q4_0, n_out a multiple of 64, and a CPU with AVX-512 BW
+// (the dot products: vpdpbusd with VNNI, else its exact AVX-512BW form,
+// kernels/byte_dot.h).
 bool can_pack_sparse_input(const WeightMatrix& wt);
 
 // wt with `packed` set to the layout above and `data` dropped (the kernel
@@ -84,9 +87,11 @@ uint64_t sparse_input_scale_bytes(int64_t n_out);
 
 // The single-threaded body: y[t * y_stride + o] = sum_k x[t * x_stride + k] *
 // wt[active[k], o] for o in [c0, c1), tokens t < n_tok. c0 and c1 are
-// multiples of 64. wt was packed by packed_for_sparse_input.
+// multiples of 64. wt was packed by packed_for_sparse_input. `path`: Vnni
+// or Portable (the AVX-512BW form; the same integers), Auto the first this
+// CPU has.
 void sparse_input_q8_columns(const WeightMatrix& wt, const float* x, int64_t x_stride, int64_t n_tok,
                              const int32_t* active, int64_t n_active, float* y, int64_t y_stride, int64_t c0,
-                             int64_t c1);
+                             int64_t c1, QuantPath path = QuantPath::Auto);
 
 }  // namespace ffn
