@@ -66,29 +66,29 @@ TEST(GatherRowsQ8, MatchesTheScalarEmulation) {
           std::shuffle(list.begin(), list.end(), rng);
           list.resize(size_t(n_rows));
           for (ThreadPool* pool : {&one, &two})
-          for (const QuantPath path : paths) {
-            std::vector<float> y(static_cast<size_t>(n_tok * n_rows), -7.0f);
-            gather_rows_q8(relaid, x.data(), n_tok, list.data(), n_rows, y.data(), *pool, path);
-            for (int64_t t = 0; t < n_tok; ++t)
-              for (int64_t i = 0; i < n_rows; ++i) {
-                double sum = 0, magnitude = 0;
-                for (int64_t b = 0; b < nb; ++b) {
-                  const int64_t row = list[size_t(i)];
-                  int64_t dot = 0, abs_dot = 0;
-                  for (int64_t j = 0; j < kQuantBlock; ++j) {
-                    const int64_t p = weight(row, b, j) * xa.q[size_t((t * nb + b) * kQuantBlock + j)];
-                    dot += p;
-                    abs_dot += std::abs(p);
+            for (const QuantPath path : paths) {
+              std::vector<float> y(static_cast<size_t>(n_tok * n_rows), -7.0f);
+              gather_rows_q8(relaid, x.data(), n_tok, list.data(), n_rows, y.data(), *pool, path);
+              for (int64_t t = 0; t < n_tok; ++t)
+                for (int64_t i = 0; i < n_rows; ++i) {
+                  double sum = 0, magnitude = 0;
+                  for (int64_t b = 0; b < nb; ++b) {
+                    const int64_t row = list[size_t(i)];
+                    int64_t dot = 0, abs_dot = 0;
+                    for (int64_t j = 0; j < kQuantBlock; ++j) {
+                      const int64_t p = weight(row, b, j) * xa.q[size_t((t * nb + b) * kQuantBlock + j)];
+                      dot += p;
+                      abs_dot += std::abs(p);
+                    }
+                    const double scale = double(scale_of(row, b)) * double(xa.d[size_t(t * nb + b)]);
+                    sum += scale * double(dot);
+                    magnitude += std::abs(scale) * double(abs_dot);
                   }
-                  const double scale = double(scale_of(row, b)) * double(xa.d[size_t(t * nb + b)]);
-                  sum += scale * double(dot);
-                  magnitude += std::abs(scale) * double(abs_dot);
+                  EXPECT_NEAR(y[size_t(t * n_rows + i)], sum, 1e-5 * magnitude + 1e-6)
+                      << dtype_name(type) << " cols " << cols << " tokens " << n_tok << " rows " << n_rows
+                      << " threads " << pool->size() << " path " << int(path) << " t " << t << " i " << i;
                 }
-                EXPECT_NEAR(y[size_t(t * n_rows + i)], sum, 1e-5 * magnitude + 1e-6)
-                    << dtype_name(type) << " cols " << cols << " tokens " << n_tok << " rows " << n_rows
-                    << " threads " << pool->size() << " path " << int(path) << " t " << t << " i " << i;
-              }
-          }
+            }
         }
       }
     }

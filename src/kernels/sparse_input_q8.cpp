@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
-#include "kernels/byte_dot.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
+#include "kernels/byte_dot.h"
 #include "kernels/convert.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/packed_quant.h"
@@ -264,14 +264,14 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
           w[r] = start[r] + first + chunk_offset<T>(ct);
         }
         const int valid = int(std::min<int64_t>(R, n_active - k));
-        prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb, nbp,
-                                           act.data(), scale.data(), bias.data());
+        prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb,
+                                                   nbp, act.data(), scale.data(), bias.data());
         if (one)
-          group_tile<T, kVnni, Q, true>(w, start, next, stride, first, width, 1, act.data(), scale.data(), nbp, yb + ct,
-                              y_stride);
+          group_tile<T, kVnni, Q, true>(w, start, next, stride, first, width, 1, act.data(), scale.data(), nbp,
+                                        yb + ct, y_stride);
         else
-          group_tile<T, kVnni, Q, false>(w, start, next, stride, first, width, tokens, act.data(), scale.data(), nbp, yb + ct,
-                               y_stride);
+          group_tile<T, kVnni, Q, false>(w, start, next, stride, first, width, tokens, act.data(), scale.data(),
+                                         nbp, yb + ct, y_stride);
       }
       for (int64_t t = 0; t < tokens; ++t) {
         float* yt = yb + t * y_stride + ct;
