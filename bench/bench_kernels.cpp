@@ -100,7 +100,7 @@ void BM_Matmul(benchmark::State& state) {
     if (packed) ffn::pack_row_tiles(mats.back(), &pool);
   }
   if (packed && !mats[0].packed) {
-    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 VNNI, or BF16 and AVX-512 BF16");
+    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16 and AVX-512 BF16");
     return;
   }
   auto x = random_buffer(size_t(n_tok * kIn));
@@ -253,7 +253,7 @@ void sparse_args(benchmark::internal::Benchmark* b) {
 }
 void relaid_args(benchmark::internal::Benchmark* b) {
   sparse_args(b);
-  if (!ffn::cpu_has_vnni()) return;
+  if (!ffn::cpu_has_avx512bw()) return;
   for (ffn::DType t : {ffn::DType::Q8_0, ffn::DType::Q4_0})
     for (int64_t density : {10, 50, 100})
       for (int threads : {1, 2}) b->Args({int64_t(t), density, threads, 1});

@@ -132,8 +132,10 @@ TEST(PackedQuant, MixedJobsInOnePass) {
 
 // The AVX-512BW sums (CPUs without VNNI) against the scalar reference on
 // int8-rounded x, with every Q8_0 byte value present (-128 included: its
-// magnitude 128 is the edge of vpmaddubsw's no-saturation bound) and the
-// largest x; where the CPU has VNNI, both paths give identical outputs.
+// magnitude 128 is the edge of vpmaddubsw's no-saturation bound), a row of
+// the largest weights against a block of the largest x (the int16 bounds of
+// byte_dot.h and of the Q4_0 tiles); where the CPU has VNNI, both paths
+// give identical outputs.
 TEST(PackedQuant, Avx512bwSumsAreExactWithAndWithoutVnni) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
@@ -144,12 +146,17 @@ TEST(PackedQuant, Avx512bwSumsAreExactWithAndWithoutVnni) {
     const uint64_t block = dtype_row_bytes(type, 32);
     for (uint64_t b = 0; b < w.bytes() / block; ++b)
       for (uint64_t j = 2; j < block; ++j) bytes[b * block + j] = uint8_t(b * 7 + j * 13);
+    // Row 0 at the largest magnitudes (Q8_0 w = -128, Q4_0 nibble 15), met
+    // below by a block of x at q = 127: the int16 sums at their bounds.
+    for (uint64_t b = 0; b < uint64_t(cols / 32); ++b)
+      for (uint64_t j = 2; j < block; ++j) bytes[b * block + j] = type == DType::Q8_0 ? 0x80 : 0xff;
     const WeightMatrix plain = w;
     pack_row_tiles(w, nullptr);
     ASSERT_NE(w.packed, nullptr);
     for (int64_t n_tok : {1, 4, 8, 11}) {
       auto x = test::random_floats(size_t(n_tok * cols), uint64_t(5 + n_tok));
       for (int64_t t = 0; t < n_tok; ++t) x[size_t(t * cols + t)] = t % 2 ? 9.0f : -9.0f;  // q = +-127
+      std::fill(x.begin() + 32, x.begin() + 64, -9.0f);  // a whole block at q = -127
       QuantizedActivations xa;
       xa.quantize(x.data(), n_tok, cols, QuantPath::Portable);
       std::vector<float> y(size_t(n_tok * rows), NAN), y_vnni(y.size(), NAN), ref(y.size()), l1(y.size());

@@ -56,8 +56,20 @@ struct ByteDot {
       return _mm512_dpbusd_epi32(s, w.bytes, x);
     } else {
       if constexpr (kSignedWeights) x = _mm512_mask_sub_epi8(x, w.negative, _mm512_setzero_si512(), x);
-      return _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(w.bytes, x), _mm512_set1_epi16(1)));
+      return add_pairs(s, _mm512_maddubs_epi16(w.bytes, x));
     }
+  }
+
+  // s + the int16 lanes of `pairs` added in pairs into int32 (vpmaddwd by
+  // ones, vpaddd). The empty asm hides the product from the optimizer:
+  // these functions are compiled with VNNI enabled (one target for both
+  // paths), and clang fuses vpmaddwd + vpaddd into VNNI's vpdpwssd, which
+  // the CPUs that take this path lack (SIGILL in the clang build's tests on
+  // a Skylake-X).
+  FFN_VNNI_TARGET static inline __m512i add_pairs(__m512i s, __m512i pairs) {
+    __m512i sums = _mm512_madd_epi16(pairs, _mm512_set1_epi16(1));
+    asm("" : "+v"(sums));
+    return _mm512_add_epi32(s, sums);
   }
 };
 

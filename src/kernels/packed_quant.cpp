@@ -121,6 +121,21 @@ FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const Quantize
     };
     if constexpr (T == DType::Q8_0) {
       for (int k = 0; k < 8; ++k) group(k, _mm512_loadu_si512(qv + 64 * k));
+    } else if constexpr (!kVnni) {
+      // Q4_0 without VNNI: a block's 8 groups of int16 pair sums add up to
+      // at most 8 * 2 * 15 * 127 = 30480 < 32767, so they are summed in
+      // int16 and widened once per block (one vpmaddwd + vpaddd, not 8).
+      __m512i pairs[NT];
+      for (int t = 0; t < NT; ++t) pairs[t] = _mm512_setzero_si512();
+      for (int k = 0; k < 4; ++k) {
+        const __m512i v = _mm512_loadu_si512(qv + 64 * k);
+        const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        for (int t = 0; t < NT; ++t) {
+          pairs[t] = _mm512_add_epi16(pairs[t], _mm512_maddubs_epi16(lo, broadcast4(xq[t] + 4 * k)));
+          pairs[t] = _mm512_add_epi16(pairs[t], _mm512_maddubs_epi16(hi, broadcast4(xq[t] + 4 * (k + 4))));
+        }
+      }
+      for (int t = 0; t < NT; ++t) s[t] = Dot::add_pairs(s[t], pairs[t]);
     } else {
       for (int k = 0; k < 4; ++k) {
         const __m512i v = _mm512_loadu_si512(qv + 64 * k);
