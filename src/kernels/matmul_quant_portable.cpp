@@ -17,6 +17,7 @@
 #define HWY_TARGET_INCLUDE "kernels/matmul_quant_portable.cpp"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
+#include "kernels/quant_block-inl.h"
 
 #include <algorithm>
 
@@ -28,62 +29,30 @@ namespace ffn {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// At most 16 fp32 lanes, so a vector never straddles a block of 32 weights
-// (every x86 target; wider scalable vectors are capped).
-using DQ = hn::CappedTag<float, 16>;
-using VQ = hn::Vec<DQ>;
-
-// Weights j .. j + Lanes - 1 of one block as fp32 integers (before the
-// block's scale): Q8_0's int8, Q4_0's nibble - 8.
-HWY_INLINE VQ BlockWeights(DQ d, const BlockQ8_0* blk, int j) {
-  const hn::RebindToSigned<DQ> di;
-  const hn::Rebind<int8_t, DQ> d8;
-  return hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, blk->qs + j)));
-}
-HWY_INLINE VQ BlockWeights(DQ d, const BlockQ4_0* blk, int j) {
-  const hn::RebindToSigned<DQ> di;
-  const hn::Rebind<uint8_t, DQ> d8;
-  // Weight j < 16 is the low nibble of byte j, weight j >= 16 the high
-  // nibble of byte j - 16.
-  const auto bytes = hn::PromoteTo(di, hn::LoadU(d8, blk->qs + (j & 15)));
-  const auto nibble = j < 16 ? hn::And(bytes, hn::Set(di, 0x0f)) : hn::ShiftRight<4>(bytes);
-  return hn::ConvertTo(d, hn::Sub(nibble, hn::Set(di, 8)));
-}
-
-// A block's fp16 scale d in every lane: one broadcast and one conversion
-// (vcvtph2ps where the target has F16C; the scalar bit decoding cost ~14
-// instructions per block, half of the Q4_0 loop).
-HWY_INLINE VQ BlockScale(DQ d, uint16_t bits) {
-  const hn::Rebind<hwy::float16_t, DQ> dh;
-  return hn::PromoteTo(d, hn::BitCast(dh, hn::Set(hn::RebindToUnsigned<decltype(dh)>(), bits)));
-}
-
 // NT tokens x NR rows (w[r]: row r's blocks): y[t * y_stride + r] for r <
 // n_rows. Each block's products are summed unscaled and then added with
 // the block's scale: one multiply per block instead of one per vector.
 template <int NT, int NR, typename Block>
 void QuantTile(const float* HWY_RESTRICT x, int64_t n_in, const Block* const* w, float* HWY_RESTRICT y,
                int64_t y_stride, int64_t n_rows) {
-  const DQ d;
-  const int N = int(hn::Lanes(d));
-  VQ acc[NT][NR];
+  const D d;
+  V acc[NT][NR];
   for (int t = 0; t < NT; ++t)
     for (int r = 0; r < NR; ++r) acc[t][r] = hn::Zero(d);
   const int64_t nb = n_in / kQuantBlock;
   for (int64_t b = 0; b < nb; ++b) {
-    VQ part[NT][NR];
+    V wv[NR][kBlockVecs];
+    for (int r = 0; r < NR; ++r) DecodeBlock(d, w[r] + b, wv[r]);
+    V part[NT][NR];
     for (int t = 0; t < NT; ++t)
       for (int r = 0; r < NR; ++r) part[t][r] = hn::Zero(d);
-    for (int j = 0; j < kQuantBlock; j += N) {
-      VQ wv[NR];
-      for (int r = 0; r < NR; ++r) wv[r] = BlockWeights(d, &w[r][b], j);
+    for (int v = 0; v < kBlockVecs; ++v)
       for (int t = 0; t < NT; ++t) {
-        const VQ xv = hn::LoadU(d, x + t * n_in + b * kQuantBlock + j);
-        for (int r = 0; r < NR; ++r) part[t][r] = hn::MulAdd(xv, wv[r], part[t][r]);
+        const V xv = hn::LoadU(d, x + t * n_in + b * kQuantBlock + v * kLanes);
+        for (int r = 0; r < NR; ++r) part[t][r] = hn::MulAdd(xv, wv[r][v], part[t][r]);
       }
-    }
     for (int r = 0; r < NR; ++r) {
-      const VQ scale = BlockScale(d, w[r][b].d);
+      const V scale = BlockScale(d, w[r] + b);
       for (int t = 0; t < NT; ++t) acc[t][r] = hn::MulAdd(part[t][r], scale, acc[t][r]);
     }
   }
