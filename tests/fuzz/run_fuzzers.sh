@@ -7,7 +7,8 @@
 #   tests/fuzz/run_fuzzers.sh [seconds_per_target]
 #
 # Environment: FFN_FUZZ_BUILD_DIR (default <repo>/build-fuzz), FFN_FUZZ_JOBS
-# (ninja -j, default 2), FFN_FUZZ_TARGETS (default: all five), FFN_DATA_DIR
+# (ninja -j, and how many targets fuzz at once, default 2: each libFuzzer run
+# is single-threaded), FFN_FUZZ_TARGETS (default: all six), FFN_DATA_DIR
 # (shared data for the seeds, default ../shared/data).
 set -euo pipefail
 
@@ -44,19 +45,33 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_sta
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 
 dir=$build/tests/fuzz
+# One target's run; its verdict goes to $dir/fuzz_$t.result.
+fuzz_one() {
+  local t=$1 corpus=$dir/corpus/$1 artifacts=$dir/artifacts/$1  # corpus grows across runs
+  mkdir -p "$corpus" "$artifacts"  # artifacts: crash-*, leak-*, timeout-*, oom-* inputs
+  if "$dir/fuzz_$t" "$corpus" "$dir/seeds/$t" -max_total_time="$seconds" -max_len="${max_len[$t]}" \
+      -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 -artifact_prefix="$artifacts/" >"$dir/fuzz_$t.log" 2>&1; then
+    echo ok >"$dir/fuzz_$t.result"
+  else
+    echo FAILED >"$dir/fuzz_$t.result"
+  fi
+}
+
+running=0
+for t in $targets; do
+  rm -f "$dir/fuzz_$t.result"
+  if ((running >= jobs)); then wait -n || true; running=$((running - 1)); fi
+  fuzz_one "$t" &
+  running=$((running + 1))
+done
+wait
+
 status=0
 printf '\n%-20s %12s %8s  %s\n' target executions result log
 for t in $targets; do
-  corpus=$dir/corpus/$t       # grows across runs
-  artifacts=$dir/artifacts/$t  # crash-*, leak-*, timeout-*, oom-* inputs
   log=$dir/fuzz_$t.log
-  mkdir -p "$corpus" "$artifacts"
-  result=ok
-  if ! "$dir/fuzz_$t" "$corpus" "$dir/seeds/$t" -max_total_time="$seconds" -max_len="${max_len[$t]}" \
-      -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1; then
-    result=FAILED
-    status=1
-  fi
+  result=$(cat "$dir/fuzz_$t.result" 2>/dev/null || echo FAILED)
+  [[ $result == ok ]] || status=1
   execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
   printf '%-20s %12s %8s  %s\n' "$t" "${execs:-?}" "$result" "$log"
   if [[ $result != ok ]]; then
