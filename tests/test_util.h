@@ -13,6 +13,16 @@ inline std::string model_path(const std::string& rel) { return std::string(FFN_M
 inline std::string ref_path(const std::string& rel) { return std::string(FFN_REF_DIR) + "/" + rel; }
 inline std::string ffn_binary() { return FFN_BINARY; }
 
+// Built with AddressSanitizer + UBSan, where a forward pass runs ~5-10x
+// slower: the end-to-end tests then score fewer tokens. What they check
+// (every code path, every assertion) stays the same; the Release build
+// checks the numbers on the full texts.
+#ifdef FFN_SANITIZED
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 // A fresh, empty scratch directory under the system temp directory, unique
 // per test and call.
 std::string temp_dir();
