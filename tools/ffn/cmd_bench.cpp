@@ -3,8 +3,7 @@
 #include <memory>
 
 #include "commands.h"
-#include "moe_flags.h"
-#include "sparsity_flags.h"
+#include "run_flags.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
 #include "eval/speed_bench.h"
@@ -14,10 +13,8 @@ namespace ffn::cli {
 
 namespace {
 struct BenchOptions {
-  SparsityFlags sparsity;
-  MoeFlags moe;
+  RunFlags run;  // -t, --moe-top-k, --sparsity
   std::string model;
-  int threads = 0;
   SpeedBenchParams params;
   bool json = false;
 };
@@ -26,21 +23,17 @@ struct BenchOptions {
 Command add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   app.add_option("-m,--model", o->model, "model file")->required();
-  app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_option("-p,--n-prompt", o->params.prefill_tokens, "prefill tokens")->capture_default_str();
   app.add_option("-n,--n-gen", o->params.decode_tokens, "decode tokens")->capture_default_str();
   app.add_option("-r,--repetitions", o->params.repetitions, "repetitions (median reported)")->capture_default_str();
   app.add_flag("--json", o->json, "print one JSON line on stdout");
-  o->sparsity.add(app);
-  o->moe.add(app);
+  o->run.add(app);
   return [o] {
-    if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
-    ThreadPool& pool = ThreadPool::global();
     Timer load;
-    LoadedModel lm = load_model(o->model);
-    o->moe.apply(*lm.model);
-    auto flag_meter = o->sparsity.apply(lm, pool);
-    SparsityMeter* meter = flag_meter ? flag_meter.get() : lm.sparsity.get();
+    LoadedRun run = o->run.load(o->model);
+    ThreadPool& pool = ThreadPool::global();
+    LoadedModel& lm = run.lm;
+    SparsityMeter* meter = run.meter;
     o->params.sparsity = meter;
     const double load_s = load.seconds();
     const SpeedBenchResult r = run_speed_bench(*lm.model, pool, o->params);
@@ -55,7 +48,8 @@ Command add_bench(CLI::App& app) {
           r.peak_rss_mb, r.weight_bytes_per_token, r.decode_gb_s, r.bandwidth_gb_s, fraction, r.decode_ffn_fraction,
           r.decode_attention_fraction, r.decode_other_fraction,
           meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.4f},\"dense_weight_bytes_per_token\":{}",
-                              sparsity_label(lm, o->sparsity.spec), r.achieved_sparsity, r.dense_weight_bytes_per_token)
+                              sparsity_label(lm, o->run.sparsity.spec), r.achieved_sparsity,
+                              r.dense_weight_bytes_per_token)
                 : std::string(),
           r.moe_top_k ? fmt::format(",\"moe_top_k\":{},\"moe_experts_per_token\":{:.4f}", r.moe_top_k,
                                     r.moe_experts_per_token)
@@ -73,7 +67,7 @@ Command add_bench(CLI::App& app) {
     fmt::print("weights/token    {:.1f} MiB\n", r.weight_bytes_per_token / 1048576.0);
     if (meter)
       fmt::print("sparsity         {}: achieved {:.1f}% during decode; {:.1f} of {:.1f} MiB/token read\n",
-                 sparsity_label(lm, o->sparsity.spec), 100 * r.achieved_sparsity, r.weight_bytes_per_token / 1048576.0,
+                 sparsity_label(lm, o->run.sparsity.spec), 100 * r.achieved_sparsity, r.weight_bytes_per_token / 1048576.0,
                  r.dense_weight_bytes_per_token / 1048576.0);
     if (r.moe_top_k)
       fmt::print("experts          top-{}: {:.2f} FFN experts run per token and MoE layer during decode\n", r.moe_top_k,

@@ -4,8 +4,7 @@
 #include <memory>
 
 #include "commands.h"
-#include "moe_flags.h"
-#include "sparsity_flags.h"
+#include "run_flags.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
@@ -16,11 +15,9 @@ namespace ffn::cli {
 
 namespace {
 struct GenerateOptions {
-  SparsityFlags sparsity;
-  MoeFlags moe;
+  RunFlags run;  // -t, --moe-top-k, --sparsity
   std::string model, tokenizer, prompt = "Once upon a time";
   int n = 64;
-  int threads = 0;
   int ctx = 0;
   SamplerParams sampler;
 };
@@ -32,21 +29,17 @@ Command add_generate(CLI::App& app) {
   app.add_option("-z,--tokenizer", o->tokenizer, "tokenizer (llama2.c tokenizer.bin, tokenizer.json)");
   app.add_option("-p,--prompt", o->prompt, "prompt text")->capture_default_str();
   app.add_option("-n,--n-predict", o->n, "tokens to generate")->capture_default_str()->check(CLI::Range(0, 1 << 20));
-  app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_option("-c,--ctx", o->ctx, "context size (default: model's, at most prompt + n)")->check(CLI::Range(0, 1 << 24));
   app.add_option("--temp", o->sampler.temperature, "temperature (0 = greedy)")->capture_default_str()->check(CLI::Range(0.0, 100.0));
   app.add_option("--top-k", o->sampler.top_k, "top-k (0 = off)")->capture_default_str();
   app.add_option("--top-p", o->sampler.top_p, "top-p (1 = off)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app.add_option("--seed", o->sampler.seed, "random seed")->capture_default_str();
-  o->sparsity.add(app);
-  o->moe.add(app);
+  o->run.add(app);
   return [o] {
-    if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
+    LoadedRun run = o->run.load(o->model, o->tokenizer);
     ThreadPool& pool = ThreadPool::global();
-    LoadedModel lm = load_model(o->model, o->tokenizer);
-    o->moe.apply(*lm.model);
-    auto flag_meter = o->sparsity.apply(lm, pool);
-    SparsityMeter* meter = flag_meter ? flag_meter.get() : lm.sparsity.get();
+    LoadedModel& lm = run.lm;
+    SparsityMeter* meter = run.meter;
     const Tokenizer& tok = lm.require_tokenizer();
     LlamaModel& model = *lm.model;
 

@@ -3,8 +3,7 @@
 #include <memory>
 
 #include "commands.h"
-#include "moe_flags.h"
-#include "sparsity_flags.h"
+#include "run_flags.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "eval/perplexity.h"
@@ -16,11 +15,9 @@ namespace ffn::cli {
 
 namespace {
 struct PerplexityOptions {
-  SparsityFlags sparsity;
-  MoeFlags moe;
+  RunFlags run;  // -t, --moe-top-k, --sparsity
   std::string model, tokenizer, text;
   int ctx = 0;
-  int threads = 0;
   bool json = false;
   bool no_progress = false;
 };
@@ -32,18 +29,14 @@ Command add_perplexity(CLI::App& app) {
   app.add_option("-z,--tokenizer", o->tokenizer, "tokenizer file");
   app.add_option("-f,--file", o->text, "text file")->required();
   app.add_option("-c,--ctx", o->ctx, "window size incl. BOS (default: model's context length)")->check(CLI::Range(0, 1 << 24));
-  app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
   app.add_flag("--json", o->json, "print one JSON line {\"tokens\",\"nll\",\"ppl\"} on stdout");
   app.add_flag("--no-progress", o->no_progress, "no progress bar");
-  o->sparsity.add(app);
-  o->moe.add(app);
+  o->run.add(app);
   return [o] {
-    if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
+    LoadedRun run = o->run.load(o->model, o->tokenizer);
     ThreadPool& pool = ThreadPool::global();
-    LoadedModel lm = load_model(o->model, o->tokenizer);
-    o->moe.apply(*lm.model);
-    auto flag_meter = o->sparsity.apply(lm, pool);
-    SparsityMeter* meter = flag_meter ? flag_meter.get() : lm.sparsity.get();
+    LoadedModel& lm = run.lm;
+    SparsityMeter* meter = run.meter;
     const Tokenizer& tok = lm.require_tokenizer();
     const std::string text = read_text_file(o->text);
     const auto stream = tok.encode(text);
@@ -55,13 +48,13 @@ Command add_perplexity(CLI::App& app) {
     const MoeMeter& moe = lm.model->moe_meter();
     if (o->json) {
       fmt::print("{{\"tokens\":{},\"nll\":{:.9g},\"ppl\":{:.9g}{}{}}}\n", r.tokens, r.nll, r.ppl,
-                 meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.6f}", sparsity_label(lm, o->sparsity.spec),
+                 meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.6f}", sparsity_label(lm, o->run.sparsity.spec),
                                      meter->achieved_sparsity())
                        : std::string(),
                  moe.tokens ? fmt::format(",\"moe_experts_per_token\":{:.4f}", moe.ffn_experts_per_token()) : "");
     } else {
       fmt::print("tokens scored: {}\nmean NLL: {:.6f} nats\nperplexity: {:.4f}\n", r.tokens, r.nll, r.ppl);
-      if (meter) fmt::print("sparsity: {} (achieved {:.2f}%)\n", sparsity_label(lm, o->sparsity.spec), 100 * meter->achieved_sparsity());
+      if (meter) fmt::print("sparsity: {} (achieved {:.2f}%)\n", sparsity_label(lm, o->run.sparsity.spec), 100 * meter->achieved_sparsity());
       if (moe.tokens)
         fmt::print("experts: {:.2f} FFN experts per token and MoE layer (top-{})\n", moe.ffn_experts_per_token(),
                    moe_top_k(*lm.model));

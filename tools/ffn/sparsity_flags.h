@@ -21,7 +21,6 @@ struct SparsityFlags {
   int64_t calib_tokens = 8192;
 
   void add(CLI::App& app);
-  // Null when --sparsity was not given.
   // Null when --sparsity was not given (then the model file's own plan, if
   // any, is what runs: LoadedModel::sparsity).
   std::unique_ptr<SparsityMeter> apply(LoadedModel& model, ThreadPool& pool) const;

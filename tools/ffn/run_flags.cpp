@@ -1,0 +1,23 @@
+#include "run_flags.h"
+
+#include "core/thread_pool.h"
+
+namespace ffn::cli {
+
+void RunFlags::add(CLI::App& app) {
+  app.add_option("-t,--threads", threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+  sparsity.add(app);
+  moe.add(app);
+}
+
+LoadedRun RunFlags::load(const std::string& model, const std::string& tokenizer) const {
+  if (threads > 0) ThreadPool::set_global_threads(threads);
+  LoadedRun run;
+  run.lm = load_model(model, tokenizer);
+  moe.apply(*run.lm.model);
+  run.flag_meter = sparsity.apply(run.lm, ThreadPool::global());
+  run.meter = run.flag_meter ? run.flag_meter.get() : run.lm.sparsity.get();
+  return run;
+}
+
+}  // namespace ffn::cli
