@@ -145,7 +145,8 @@ void check(DType type, int64_t n_in, int64_t n_out, int64_t n_tok, int64_t count
         ASSERT_NEAR(out[i], ref[i], 1e-5 * scale[i] + 1e-30) << what << form << " (emulation) at " << i;
     }
     for (size_t i = 0; i < out.size(); ++i)
-      ASSERT_NEAR(out[i], exact[i], bound[i] * 1.0001 + 1e-4 * (bound[i] + 1e-30)) << what << form << " (exact) at " << i;
+      ASSERT_NEAR(out[i], exact[i], bound[i] * 1.0001 + 1e-4 * (bound[i] + 1e-30))
+          << what << form << " (exact) at " << i;
   };
   ASSERT_NO_FATAL_FAILURE(verify(y, ""));
   if (pool.size() == 1) {

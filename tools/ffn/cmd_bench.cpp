@@ -48,8 +48,7 @@ Command add_bench(CLI::App& app) {
           r.peak_rss_mb, r.weight_bytes_per_token, r.decode_gb_s, r.bandwidth_gb_s, fraction, r.decode_ffn_fraction,
           r.decode_attention_fraction, r.decode_other_fraction,
           meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.4f},\"dense_weight_bytes_per_token\":{}",
-                              sparsity_label(lm, o->run.sparsity.spec), r.achieved_sparsity,
-                              r.dense_weight_bytes_per_token)
+                              run.sparsity_label, r.achieved_sparsity, r.dense_weight_bytes_per_token)
                 : std::string(),
           r.moe_top_k ? fmt::format(",\"moe_top_k\":{},\"moe_experts_per_token\":{:.4f}", r.moe_top_k,
                                     r.moe_experts_per_token)
@@ -67,7 +66,7 @@ Command add_bench(CLI::App& app) {
     fmt::print("weights/token    {:.1f} MiB\n", r.weight_bytes_per_token / 1048576.0);
     if (meter)
       fmt::print("sparsity         {}: achieved {:.1f}% during decode; {:.1f} of {:.1f} MiB/token read\n",
-                 sparsity_label(lm, o->run.sparsity.spec), 100 * r.achieved_sparsity, r.weight_bytes_per_token / 1048576.0,
+                 run.sparsity_label, 100 * r.achieved_sparsity, r.weight_bytes_per_token / 1048576.0,
                  r.dense_weight_bytes_per_token / 1048576.0);
     if (r.moe_top_k)
       fmt::print("experts          top-{}: {:.2f} FFN experts run per token and MoE layer during decode\n", r.moe_top_k,

@@ -48,13 +48,13 @@ Command add_perplexity(CLI::App& app) {
     const MoeMeter& moe = lm.model->moe_meter();
     if (o->json) {
       fmt::print("{{\"tokens\":{},\"nll\":{:.9g},\"ppl\":{:.9g}{}{}}}\n", r.tokens, r.nll, r.ppl,
-                 meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.6f}", sparsity_label(lm, o->run.sparsity.spec),
+                 meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.6f}", run.sparsity_label,
                                      meter->achieved_sparsity())
                        : std::string(),
                  moe.tokens ? fmt::format(",\"moe_experts_per_token\":{:.4f}", moe.ffn_experts_per_token()) : "");
     } else {
       fmt::print("tokens scored: {}\nmean NLL: {:.6f} nats\nperplexity: {:.4f}\n", r.tokens, r.nll, r.ppl);
-      if (meter) fmt::print("sparsity: {} (achieved {:.2f}%)\n", sparsity_label(lm, o->run.sparsity.spec), 100 * meter->achieved_sparsity());
+      if (meter) fmt::print("sparsity: {} (achieved {:.2f}%)\n", run.sparsity_label, 100 * meter->achieved_sparsity());
       if (moe.tokens)
         fmt::print("experts: {:.2f} FFN experts per token and MoE layer (top-{})\n", moe.ffn_experts_per_token(),
                    moe_top_k(*lm.model));

@@ -17,6 +17,7 @@ LoadedRun RunFlags::load(const std::string& model, const std::string& tokenizer)
   moe.apply(*run.lm.model);
   run.flag_meter = sparsity.apply(run.lm, ThreadPool::global());
   run.meter = run.flag_meter ? run.flag_meter.get() : run.lm.sparsity.get();
+  if (run.meter) run.sparsity_label = sparsity_label(run.lm, sparsity.spec);
   return run;
 }
 

@@ -20,6 +20,7 @@ struct LoadedRun {
   // Where the run's sparsity is measured: --sparsity's plan, else the one
   // the file carries; null when neither.
   SparsityMeter* meter = nullptr;
+  std::string sparsity_label;  // that plan as printed (sparsity_label()); empty when none
 };
 
 struct RunFlags {
