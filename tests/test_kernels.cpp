@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <random>
 
 #include "core/half.h"
 #include "core/thread_pool.h"
@@ -177,6 +178,20 @@ TEST(Kernels, SiluMatchesDoubleReference) {
 }
 
 // RoPE: NeoX (rotate-half) on Hugging Face rows equals interleaved RoPE on
+
+// The bandwidth probes' read kernel: the exact sum mod 2^64 of random words,
+// at lengths around its 4-vector step and from unaligned starts.
+TEST(Kernels, SumWordsIsTheSumModulo2To64) {
+  std::mt19937_64 rng(11);
+  std::vector<uint64_t> w(1000);
+  for (auto& v : w) v = rng();
+  for (int64_t start : {0, 1, 3})
+    for (int64_t n : {0, 1, 7, 31, 32, 33, 63, 997 - 3}) {
+      uint64_t expected = 0;
+      for (int64_t i = 0; i < n; ++i) expected += w[size_t(start + i)];
+      ASSERT_EQ(sum_words(w.data() + start, n), expected) << "start " << start << " n " << n;
+    }
+}
 // the rows permuted as the safetensors loader permutes them.
 TEST(Kernels, RopeStylesAgreeUnderTheLoaderPermutation) {
   const int64_t n_heads = 3, head_dim = 10;

@@ -12,8 +12,8 @@ namespace ffn {
 // y = x / sqrt(mean(x^2) + eps) * weight, for one row of n.
 void rmsnorm(const float* x, const float* weight, float* y, int64_t n, float eps);
 
-// Sum (mod 2^64) of n words: a pure memory-read kernel, vectorised by the
-// compiler through independent accumulators, used to measure read bandwidth.
+// Sum (mod 2^64) of n words: a pure memory-read kernel at full vector width,
+// used to measure read bandwidth (sum_words.cpp).
 uint64_t sum_words(const uint64_t* p, int64_t n);
 
 // In-place softmax of one row.
