@@ -49,6 +49,9 @@ FFN_BF16_TARGET void tile_bf16(const uint8_t* tile, int64_t nb, const uint16_t* 
     for (int t = 0; t < NT; ++t) acc[s][t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = tile + b * kBlockBytes;
+    if constexpr (NT == 1)  // (a prefetch past the buffer's end never faults)
+      for (int64_t o = 0; o < kBlockBytes; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPackedPrefetchBytes + o), _MM_HINT_T0);
     // Fully unrolled, so that acc[k % kSets] names registers, not memory.
 #pragma GCC unroll 16
     for (int k = 0; k < kPairs; ++k) {

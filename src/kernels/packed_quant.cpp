@@ -106,6 +106,9 @@ FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const Quantize
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = tile + b * tile_block_bytes<T>();
     const uint8_t* qv = p + kScaleBytes;
+    if constexpr (NT == 1)  // (a prefetch past the buffer's end never faults)
+      for (int64_t o = 0; o < tile_block_bytes<T>(); o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPackedPrefetchBytes + o), _MM_HINT_T0);
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     const int8_t* xq[NT];
     __m512i s[NT];
