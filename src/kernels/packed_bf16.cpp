@@ -42,7 +42,7 @@ FFN_BF16_TARGET void round_avx512(const float* x, int64_t n, uint16_t* out) {
 // small.
 template <int NT>
 FFN_BF16_TARGET void tile_bf16(const uint8_t* tile, int64_t nb, const uint16_t* x, int64_t x_stride, float* y,
-                               int64_t y_stride, int64_t rows) {
+                               int64_t y_stride, int64_t rows, int64_t prefetch) {
   constexpr int kSets = NT == 1 ? 4 : 2;
   __m512 acc[kSets][NT];
   for (int s = 0; s < kSets; ++s)
@@ -50,8 +50,9 @@ FFN_BF16_TARGET void tile_bf16(const uint8_t* tile, int64_t nb, const uint16_t* 
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = tile + b * kBlockBytes;
     if constexpr (NT == 1)  // (a prefetch past the buffer's end never faults)
-      for (int64_t o = 0; o < kBlockBytes; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPackedPrefetchBytes + o), _MM_HINT_T0);
+      if (prefetch > 0)
+        for (int64_t o = 0; o < kBlockBytes; o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(p + prefetch + o), _MM_HINT_T0);
     // Fully unrolled, so that acc[k % kSets] names registers, not memory.
 #pragma GCC unroll 16
     for (int k = 0; k < kPairs; ++k) {
@@ -112,13 +113,16 @@ void matmul_packed_bf16_rows(const WeightMatrix& w, const uint16_t* x, int64_t n
                              int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kColsPerBlock;
   const uint64_t tile_bytes = packed_bf16_tile_bytes(w.cols);
+  const int64_t prefetch = packed_prefetch_bytes(DType::BF16);
   for (int64_t r = r0; r < r1; r += kPackRows) {
     const uint8_t* tile = w.packed + uint64_t(r / kPackRows) * tile_bytes;
     const int64_t rows = std::min(kPackRows, r1 - r);
     int64_t t = 0;
-    for (; t + 8 <= n_tok; t += 8) tile_bf16<8>(tile, nb, x + t * w.cols, w.cols, y + t * y_stride + r, y_stride, rows);
-    for (; t + 4 <= n_tok; t += 4) tile_bf16<4>(tile, nb, x + t * w.cols, w.cols, y + t * y_stride + r, y_stride, rows);
-    for (; t < n_tok; ++t) tile_bf16<1>(tile, nb, x + t * w.cols, w.cols, y + t * y_stride + r, y_stride, rows);
+    auto x_at = [&](int64_t t) { return x + t * w.cols; };
+    auto y_at = [&](int64_t t) { return y + t * y_stride + r; };
+    for (; t + 8 <= n_tok; t += 8) tile_bf16<8>(tile, nb, x_at(t), w.cols, y_at(t), y_stride, rows, 0);
+    for (; t + 4 <= n_tok; t += 4) tile_bf16<4>(tile, nb, x_at(t), w.cols, y_at(t), y_stride, rows, 0);
+    for (; t < n_tok; ++t) tile_bf16<1>(tile, nb, x_at(t), w.cols, y_at(t), y_stride, rows, prefetch);
   }
 }
 

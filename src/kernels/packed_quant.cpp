@@ -98,7 +98,7 @@ FFN_VNNI_TARGET inline __m512i broadcast4(const int8_t* p) {
 // kVnni = false: the same integer sums without VNNI (kernels/byte_dot.h).
 template <DType T, int NT, bool kVnni>
 FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const QuantizedActivations& xa, int64_t t0,
-                                 float* y, int64_t y_stride, int64_t rows) {
+                                 float* y, int64_t y_stride, int64_t rows, int64_t prefetch) {
   using Dot = ByteDot<T, kVnni>;
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
@@ -107,8 +107,9 @@ FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const Quantize
     const uint8_t* p = tile + b * tile_block_bytes<T>();
     const uint8_t* qv = p + kScaleBytes;
     if constexpr (NT == 1)  // (a prefetch past the buffer's end never faults)
-      for (int64_t o = 0; o < tile_block_bytes<T>(); o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPackedPrefetchBytes + o), _MM_HINT_T0);
+      if (prefetch > 0)
+        for (int64_t o = 0; o < tile_block_bytes<T>(); o += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(p + prefetch + o), _MM_HINT_T0);
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     const int8_t* xq[NT];
     __m512i s[NT];
@@ -163,13 +164,15 @@ void rows_packed(const WeightMatrix& w, const QuantizedActivations& xa, int64_t 
                  int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
   const uint64_t tile_bytes = packed_tile_bytes(T, w.cols);
+  const int64_t prefetch = packed_prefetch_bytes(T);
   for (int64_t r = r0; r < r1; r += kPackRows) {
     const uint8_t* tile = w.packed + uint64_t(r / kPackRows) * tile_bytes;
     const int64_t rows = std::min(kPackRows, r1 - r);
     int64_t t = 0;
-    for (; t + 8 <= n_tok; t += 8) tile_packed<T, 8, kVnni>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
-    for (; t + 4 <= n_tok; t += 4) tile_packed<T, 4, kVnni>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
-    for (; t < n_tok; ++t) tile_packed<T, 1, kVnni>(tile, nb, xa, t, y + t * y_stride + r, y_stride, rows);
+    auto y_at = [&](int64_t t) { return y + t * y_stride + r; };
+    for (; t + 8 <= n_tok; t += 8) tile_packed<T, 8, kVnni>(tile, nb, xa, t, y_at(t), y_stride, rows, 0);
+    for (; t + 4 <= n_tok; t += 4) tile_packed<T, 4, kVnni>(tile, nb, xa, t, y_at(t), y_stride, rows, 0);
+    for (; t < n_tok; ++t) tile_packed<T, 1, kVnni>(tile, nb, xa, t, y_at(t), y_stride, rows, prefetch);
   }
 }
 
@@ -209,6 +212,13 @@ std::shared_ptr<uint8_t> packed_weight_buffer(uint64_t size) {
   std::shared_ptr<uint8_t> piece(chunk, chunk.get() + used);
   used += size;
   return piece;
+}
+
+int64_t packed_prefetch_bytes(DType type) {
+  // (Measurements: packed_quant.h.) Decided once: __builtin_cpu_is reads
+  // the CPUID data the runtime caches at start-up.
+  static const bool amd = __builtin_cpu_is("amd");
+  return type == DType::Q8_0 && amd ? 0 : 2048;
 }
 
 uint64_t packed_tile_bytes(DType type, int64_t cols) {
