@@ -133,6 +133,58 @@ void matmul_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// One-token packed products with and without the tile kernels' software
+// prefetch (kernels/packed_quant.h), alternating call by call in one
+// process, so that the machine's drift hits both alike. Reports GB/s of
+// each and their ratio (prefetch / none). Args: weight type, threads,
+// prefetch distance in bytes (0: none against none, the control for the
+// order of the two calls).
+void BM_PackedPrefetch(benchmark::State& state) {
+  const auto type = static_cast<ffn::DType>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  const int64_t distance = state.range(2);
+  const uint64_t bytes = ffn::dtype_row_bytes(type, kIn) * kOut;
+  const int64_t copies = std::max<int64_t>(2, copies_for(bytes));
+  ffn::AlignedVector<uint8_t> w(bytes * copies);
+  const auto values = random_buffer(size_t(kIn * 64));
+  for (int64_t r = 0; r < kOut * copies; ++r)
+    ffn::encode_row(type, values.data() + (r % 64) * kIn, w.data() + r * (bytes / kOut), kIn);
+  ffn::ThreadPool pool(threads);
+  std::vector<ffn::WeightMatrix> mats;
+  for (int64_t c = 0; c < copies; ++c) {
+    mats.push_back({.type = type, .rows = kOut, .cols = kIn, .data = w.data() + c * bytes});
+    ffn::pack_row_tiles(mats.back(), &pool);
+  }
+  if (!mats[0].packed) {
+    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16 and AVX-512 BF16");
+    return;
+  }
+  const auto x = random_buffer(size_t(kIn));
+  std::vector<float> y(static_cast<size_t>(kOut));
+  double seconds[2] = {0, 0};
+  int64_t copy = 0;
+  for (auto _ : state) {
+    for (int with : {0, 1}) {
+      ffn::override_packed_prefetch_bytes(with ? distance : 0);
+      const auto start = std::chrono::steady_clock::now();
+      ffn::matmul(mats[size_t(copy)], x.data(), 1, y.data(), pool);
+      seconds[with] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      benchmark::DoNotOptimize(y.data());
+      copy = (copy + 1) % copies;
+    }
+  }
+  ffn::override_packed_prefetch_bytes(-1);
+  const double gb = double(bytes) * double(state.iterations()) / 1e9;
+  state.SetLabel(ffn::dtype_name(type));
+  state.counters["none_GB/s"] = gb / seconds[0];
+  state.counters["prefetch_GB/s"] = gb / seconds[1];
+  state.counters["ratio"] = seconds[0] / seconds[1];
+}
+BENCHMARK(BM_PackedPrefetch)
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {1, 2}, {0, 1024, 2048}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 // The read bandwidth of `threads` threads over the same working set as
 // BM_ReadBandwidth, measured once per thread count in this process: the
 // baseline of the sparse kernels' "vs_read" ratio.

@@ -103,6 +103,29 @@ TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
       }
 }
 
+// The one-token tiles prefetch on some CPUs and not on others
+// (packed_prefetch_bytes): the distance must not change a product, on
+// either path, here whichever this CPU takes by default.
+TEST(PackedQuant, PrefetchDistanceDoesNotChangeProducts) {
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16}) {
+    WeightMatrix w = random_weight(type, 37, 288, 11);
+    if (!can_pack(w)) continue;
+    pack_row_tiles(w, nullptr);
+    const auto x = test::random_floats(288, 12);
+    ThreadPool pool(2);
+    std::vector<std::vector<float>> y;
+    for (int64_t distance : {int64_t(0), int64_t(1024), int64_t(2048)}) {
+      override_packed_prefetch_bytes(distance);
+      y.emplace_back(37, NAN);
+      matmul(w, x.data(), 1, y.back().data(), pool);
+    }
+    override_packed_prefetch_bytes(-1);
+    EXPECT_EQ(y[0], y[1]) << dtype_name(type);
+    EXPECT_EQ(y[0], y[2]) << dtype_name(type);
+    EXPECT_FALSE(std::isnan(y[0][36])) << dtype_name(type);
+  }
+}
+
 // matmul_many over packed and plain jobs that share their input (the
 // q/k/v and gate/up shape), several threads: each job equals its own matmul.
 TEST(PackedQuant, MixedJobsInOnePass) {

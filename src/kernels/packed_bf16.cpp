@@ -113,7 +113,7 @@ void matmul_packed_bf16_rows(const WeightMatrix& w, const uint16_t* x, int64_t n
                              int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kColsPerBlock;
   const uint64_t tile_bytes = packed_bf16_tile_bytes(w.cols);
-  const int64_t prefetch = packed_prefetch_bytes(DType::BF16);
+  const int64_t prefetch = packed_prefetch_bytes();
   for (int64_t r = r0; r < r1; r += kPackRows) {
     const uint8_t* tile = w.packed + uint64_t(r / kPackRows) * tile_bytes;
     const int64_t rows = std::min(kPackRows, r1 - r);

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -164,7 +165,7 @@ void rows_packed(const WeightMatrix& w, const QuantizedActivations& xa, int64_t 
                  int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
   const uint64_t tile_bytes = packed_tile_bytes(T, w.cols);
-  const int64_t prefetch = packed_prefetch_bytes(T);
+  const int64_t prefetch = packed_prefetch_bytes();
   for (int64_t r = r0; r < r1; r += kPackRows) {
     const uint8_t* tile = w.packed + uint64_t(r / kPackRows) * tile_bytes;
     const int64_t rows = std::min(kPackRows, r1 - r);
@@ -214,12 +215,20 @@ std::shared_ptr<uint8_t> packed_weight_buffer(uint64_t size) {
   return piece;
 }
 
-int64_t packed_prefetch_bytes(DType type) {
+namespace {
+std::atomic<int64_t> prefetch_override{-1};
+}  // namespace
+
+int64_t packed_prefetch_bytes() {
+  const int64_t forced = prefetch_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced;
   // (Measurements: packed_quant.h.) Decided once: __builtin_cpu_is reads
   // the CPUID data the runtime caches at start-up.
   static const bool amd = __builtin_cpu_is("amd");
-  return type == DType::Q8_0 && amd ? 0 : 2048;
+  return amd ? 0 : 2048;
 }
+
+void override_packed_prefetch_bytes(int64_t bytes) { prefetch_override.store(bytes, std::memory_order_relaxed); }
 
 uint64_t packed_tile_bytes(DType type, int64_t cols) {
   if (type == DType::BF16) return packed_bf16_tile_bytes(cols);

@@ -44,20 +44,25 @@ class ThreadPool;
 
 constexpr int64_t kPackRows = 16;
 
-// One token reads a packed matrix as one stream, tile after tile, and the
-// one-token tile kernels prefetch this many bytes ahead of the block they
-// compute (0: none, the hardware prefetchers alone). Measured with
-// DRAM-resident matrices at 2 threads:
+// One token reads a packed matrix as one stream, tile after tile, and on
+// Intel CPUs the one-token tile kernels prefetch this many bytes ahead of
+// the block they compute (0: none, the hardware prefetchers alone).
+// DRAM-resident matrices, 2 threads:
 //  - Intel Xeon (family 6 model 207), BM_Matmul/{8,2,30}/1/2/1 against a
 //    read probe of ~28-31 GB/s: Q8_0 27.3 -> 29.5, Q4_0 19.7 -> 26.0, BF16
 //    23.3 -> 25.2-26.1 GB/s with 2 KiB; 1 KiB gained half as much, 4 KiB
 //    the same.
-//  - AMD Zen 5 (family 26), TinyLlama decode (`ffn bench -p 1 -n 32`,
-//    alternating builds): Q4_0 faster in 3 of 3 pairs (62.4 / 60.0 / 83.1
-//    against 57.9 / 59.2 / 71.4 tok/s), BF16 the same, but Q8_0 slower or
-//    the same in 9 of 9 pairs at 1 and 2 threads (1 thread 19.7 / 19.0 /
-//    19.8 against 17.2 / 23.2 / 24.0). So Q8_0 on AMD CPUs does not prefetch.
-int64_t packed_prefetch_bytes(DType type);
+//  - AMD Zen 5 (family 26), BM_PackedPrefetch (none and 2 KiB alternating
+//    call by call in one process): 2 KiB ran at 0.94-1.00x of none for
+//    Q8_0, Q4_0 and BF16 at 1 and 2 threads, 1 KiB at 0.85-1.01x (none
+//    against none: 0.98-1.02x). So AMD CPUs do not prefetch.
+int64_t packed_prefetch_bytes();
+
+// Makes packed_prefetch_bytes return `bytes` from now on
+// (-1: back to the per-CPU choice above). For benchmarks that compare
+// distances in one process (BM_PackedPrefetch); not for use while products
+// run on other threads.
+void override_packed_prefetch_bytes(int64_t bytes);
 
 // Bytes of one packed row tile (all its blocks) of a [*, cols] matrix.
 uint64_t packed_tile_bytes(DType type, int64_t cols);
