@@ -565,6 +565,22 @@ TEST(SparsityCli, BenchJsonReportsAchievedSparsityAndFewerBytes) {
   ASSERT_TRUE(j.contains("achieved_sparsity"));
   EXPECT_GT(j.at("achieved_sparsity").get<double>(), 0.3);
   EXPECT_LT(j.at("weight_bytes_per_token").get<double>(), j.at("dense_weight_bytes_per_token").get<double>());
+  // --vs-dense: the same file loaded without --sparsity, decoded in
+  // alternating rounds. One round: the speedup is that round's ratio.
+  const auto vs = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 16 -r 1 -t 1 --json " +
+                                    "--sparsity teal:0.5 --calib " + dir + "/s.gguf --vs-dense");
+  ASSERT_EQ(vs.status, 0) << vs.err;
+  const auto v = nlohmann::json::parse(vs.out);
+  EXPECT_EQ(v.at("vs_dense_rounds").get<int>(), 1);
+  const double dense_tok_s = v.at("dense_decode_tok_s").get<double>(), sparse_tok_s = v.at("variant_decode_tok_s");
+  ASSERT_GT(dense_tok_s, 0.0);
+  EXPECT_NEAR(v.at("decode_speedup_vs_dense").get<double>(), sparse_tok_s / dense_tok_s, 1e-2 * sparse_tok_s / dense_tok_s);
+  EXPECT_GT(v.at("ffn_speedup_vs_dense").get<double>(), 0.0);
+  EXPECT_NEAR(v.at("ideal_speedup_vs_dense").get<double>(),
+              v.at("dense_weight_bytes_per_token").get<double>() / v.at("weight_bytes_per_token").get<double>(), 1e-3);
+  const auto vs_alone = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 4 -r 1 --vs-dense");
+  EXPECT_EQ(vs_alone.status, 1);
+  EXPECT_NE(vs_alone.err.find("--vs-dense"), std::string::npos) << vs_alone.err;
   // Missing statistics: one clear line.
   const auto bad = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 4 -r 1 --sparsity cats:0.5");
   EXPECT_EQ(bad.status, 1);

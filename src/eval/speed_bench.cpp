@@ -29,6 +29,29 @@ double median(std::vector<double> v) {
 // Passes (best of) per bandwidth measurement beside a decode repetition.
 constexpr int kBandwidthPasses = 3;
 
+// Random prompt tokens of the model's vocabulary, from `seed`.
+std::vector<int32_t> random_prompt(const LlamaModel& model, int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(model.config().vocab_size - 1));
+  std::vector<int32_t> prompt(static_cast<size_t>(n));
+  for (auto& t : prompt) t = token(rng);
+  return prompt;
+}
+
+// As llama-bench's tg: `n` tokens decoded greedily one at a time from an
+// empty context, starting at `first`. Seconds taken.
+double decode_run(LlamaModel& model, KvCache& cache, Tensor& logits, int32_t first, int64_t n, ThreadPool& pool) {
+  const int64_t vocab = model.config().vocab_size;
+  cache.clear();
+  Timer t;
+  int32_t next = first;
+  for (int64_t i = 0; i < n; ++i) {
+    model.forward(&next, 1, cache, logits, false, pool);
+    next = static_cast<int32_t>(std::max_element(logits.row(0), logits.row(0) + vocab) - logits.row(0));
+  }
+  return t.seconds();
+}
+
 }  // namespace
 
 // In 2 MiB pages where the kernel allows, as the packed weights are
@@ -84,10 +107,7 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
     throw Error("bench: -p, -n and -r must be at least 1");
   if (p.prefill_tokens > c.context_length || p.decode_tokens > c.context_length)
     throw Error("bench: -p and -n must not exceed the model's context length " + std::to_string(c.context_length));
-  std::mt19937_64 rng(p.seed);
-  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(c.vocab_size - 1));
-  std::vector<int32_t> prompt(static_cast<size_t>(p.prefill_tokens));
-  for (auto& t : prompt) t = token(rng);
+  const std::vector<int32_t> prompt = random_prompt(model, p.prefill_tokens, p.seed);
 
   KvCache cache = model.make_cache(std::max(p.prefill_tokens, p.decode_tokens));
   Tensor logits;
@@ -107,16 +127,8 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
   model.moe_meter().reset();
   std::unique_ptr<ReadBandwidthProbe> probe;
   for (int rep = 0; rep < p.repetitions; ++rep) {
-    // As llama-bench's tg: decode from an empty context, one token at a time.
-    cache.clear();
     model.set_profile(&profile);
-    Timer t;
-    int32_t next = prompt[0];
-    for (int64_t i = 0; i < p.decode_tokens; ++i) {
-      model.forward(&next, 1, cache, logits, false, pool);
-      next = static_cast<int32_t>(std::max_element(logits.row(0), logits.row(0) + c.vocab_size) - logits.row(0));
-    }
-    decode.push_back(double(p.decode_tokens) / t.seconds());
+    decode.push_back(double(p.decode_tokens) / decode_run(model, cache, logits, prompt[0], p.decode_tokens, pool));
     model.set_profile(nullptr);
     if (!probe) {
       // Every buffer the model uses exists now; the probe's must not count.
@@ -159,6 +171,47 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
   }
   r.bandwidth_gb_s = median(bandwidth);
   r.bandwidth_fraction = median(fraction);
+  return r;
+}
+
+DecodeComparison compare_decode(LlamaModel& baseline, LlamaModel& variant, ThreadPool& pool,
+                                const SpeedBenchParams& p) {
+  if (p.decode_tokens < 1 || p.repetitions < 1) throw Error("bench: -n and -r must be at least 1");
+  if (baseline.config().vocab_size != variant.config().vocab_size)
+    throw Error("bench: the baseline and the variant have different vocabularies");
+  const int64_t n = p.decode_tokens;
+  for (LlamaModel* m : {&baseline, &variant})
+    if (n > m->config().context_length)
+      throw Error("bench: -n must not exceed the model's context length " +
+                  std::to_string(m->config().context_length));
+  const int32_t first = random_prompt(baseline, 1, p.seed)[0];
+  struct Side {
+    LlamaModel& model;
+    KvCache cache;
+    Tensor logits;
+    std::vector<double> tok_s, ffn_s_per_token;
+  };
+  Side sides[2] = {{baseline, baseline.make_cache(n), {}, {}, {}}, {variant, variant.make_cache(n), {}, {}, {}}};
+  for (Side& side : sides) decode_run(side.model, side.cache, side.logits, first, std::min<int64_t>(8, n), pool);
+  std::vector<double> speedup, ffn_speedup;
+  for (int round = 0; round < p.repetitions; ++round) {
+    for (int k = 0; k < 2; ++k) {
+      Side& side = sides[(round + k) % 2];
+      ForwardProfile profile;
+      side.model.set_profile(&profile);
+      side.tok_s.push_back(double(n) / decode_run(side.model, side.cache, side.logits, first, n, pool));
+      side.model.set_profile(nullptr);
+      side.ffn_s_per_token.push_back(profile.ffn_s / double(n));
+    }
+    speedup.push_back(sides[1].tok_s.back() / sides[0].tok_s.back());
+    ffn_speedup.push_back(sides[0].ffn_s_per_token.back() / sides[1].ffn_s_per_token.back());
+  }
+  DecodeComparison r;
+  r.rounds = p.repetitions;
+  r.baseline_tok_s = median(sides[0].tok_s);
+  r.variant_tok_s = median(sides[1].tok_s);
+  r.speedup = median(speedup);
+  r.ffn_speedup = median(ffn_speedup);
   return r;
 }
 

@@ -70,4 +70,22 @@ double peak_rss_mb();
 
 SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const SpeedBenchParams& params);
 
+// Decode of a variant (sparse, MoE, ...) against its baseline (the same
+// file without the transformation), both loaded in this process and run in
+// alternating rounds: each round decodes params.decode_tokens tokens with
+// one and then the other (the order flips every round, so drift within a
+// round favours neither). The machine's bandwidth moves by tens of percent
+// within minutes on a shared VM; ratios of neighbouring runs move far less
+// than runs minutes apart. params.repetitions rounds.
+struct DecodeComparison {
+  int rounds = 0;
+  double baseline_tok_s = 0, variant_tok_s = 0;  // medians over rounds
+  double speedup = 0;                            // median over rounds of variant / baseline tok/s
+  // Median over rounds of the baseline's FFN seconds per token over the
+  // variant's (ForwardProfile): the FFN alone, as CATS's targets are stated.
+  double ffn_speedup = 0;
+};
+DecodeComparison compare_decode(LlamaModel& baseline, LlamaModel& variant, ThreadPool& pool,
+                                const SpeedBenchParams& params);
+
 }  // namespace ffn

@@ -1,9 +1,12 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "commands.h"
 #include "run_flags.h"
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
 #include "eval/speed_bench.h"
@@ -17,6 +20,7 @@ struct BenchOptions {
   std::string model;
   SpeedBenchParams params;
   bool json = false;
+  bool vs_dense = false;
 };
 }  // namespace
 
@@ -27,6 +31,9 @@ Command add_bench(CLI::App& app) {
   app.add_option("-n,--n-gen", o->params.decode_tokens, "decode tokens")->capture_default_str();
   app.add_option("-r,--repetitions", o->params.repetitions, "repetitions (median reported)")->capture_default_str();
   app.add_flag("--json", o->json, "print one JSON line on stdout");
+  app.add_flag("--vs-dense", o->vs_dense,
+               "also load the file without --sparsity/--moe-top-k and compare decode with it in alternating rounds "
+               "(-r rounds of -n tokens each)");
   o->run.add(app);
   return [o] {
     Timer load;
@@ -38,12 +45,27 @@ Command add_bench(CLI::App& app) {
     const double load_s = load.seconds();
     const SpeedBenchResult r = run_speed_bench(*lm.model, pool, o->params);
     const double fraction = r.bandwidth_fraction;
+    std::optional<DecodeComparison> vs;
+    if (o->vs_dense) {
+      if (o->run.sparsity.spec.empty() && o->run.moe.top_k == 0)
+        throw Error("bench: --vs-dense compares the run's --sparsity or --moe-top-k with the same file without "
+                    "them; give one of them");
+      RunFlags plain = o->run;
+      plain.sparsity = {};
+      plain.moe = {};
+      LoadedRun dense = plain.load(o->model);
+      vs = compare_decode(*dense.lm.model, *lm.model, pool, o->params);
+    }
+    // Sparsity's bytes-read ratio; 0 (not printed) for MoE, whose
+    // weight_bytes() already counts only the top-k experts.
+    const double ideal =
+        meter ? double(r.dense_weight_bytes_per_token) / double(std::max<uint64_t>(r.weight_bytes_per_token, 1)) : 0;
     if (o->json) {
       fmt::print(
           "{{\"model\":\"{}\",\"threads\":{},\"prefill_tokens\":{},\"decode_tokens\":{},\"prefill_tok_s\":{:.3f},"
           "\"decode_tok_s\":{:.3f},\"peak_rss_mb\":{:.1f},\"weight_bytes_per_token\":{},\"decode_gb_s\":{:.3f},"
           "\"bandwidth_gb_s\":{:.3f},\"bandwidth_fraction\":{:.4f},\"decode_ffn_fraction\":{:.4f},"
-          "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f}{}{}}}\n",
+          "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f}{}{}{}}}\n",
           o->model, pool.size(), o->params.prefill_tokens, o->params.decode_tokens, r.prefill_tok_s, r.decode_tok_s,
           r.peak_rss_mb, r.weight_bytes_per_token, r.decode_gb_s, r.bandwidth_gb_s, fraction, r.decode_ffn_fraction,
           r.decode_attention_fraction, r.decode_other_fraction,
@@ -52,7 +74,12 @@ Command add_bench(CLI::App& app) {
                 : std::string(),
           r.moe_top_k ? fmt::format(",\"moe_top_k\":{},\"moe_experts_per_token\":{:.4f}", r.moe_top_k,
                                     r.moe_experts_per_token)
-                      : std::string());
+                      : std::string(),
+          vs ? fmt::format(",\"vs_dense_rounds\":{},\"dense_decode_tok_s\":{:.3f},\"variant_decode_tok_s\":{:.3f},"
+                           "\"decode_speedup_vs_dense\":{:.4f},\"ffn_speedup_vs_dense\":{:.4f}{}",
+                           vs->rounds, vs->baseline_tok_s, vs->variant_tok_s, vs->speedup, vs->ffn_speedup,
+                           ideal > 0 ? fmt::format(",\"ideal_speedup_vs_dense\":{:.4f}", ideal) : std::string())
+             : std::string());
       return 0;
     }
     fmt::print("model            {} (loaded in {:.2f} s)\n", o->model, load_s);
@@ -76,6 +103,12 @@ Command add_bench(CLI::App& app) {
                r.decode_gb_s, r.bandwidth_gb_s);
     fmt::print("% of bandwidth   {:.0f}%  (median over repetitions, each against the bandwidth measured beside it)\n",
                100 * fraction);
+    if (vs)
+      fmt::print("vs dense         decode {:.2f}x, FFN alone {:.2f}x{}; dense {:.2f} tok/s against {:.2f} (medians of {} "
+                 "alternating rounds)\n",
+                 vs->speedup, vs->ffn_speedup,
+                 ideal > 0 ? fmt::format(" (ideal by bytes read {:.2f}x)", ideal) : std::string(), vs->baseline_tok_s,
+                 vs->variant_tok_s, vs->rounds);
     fmt::print("peak RSS         {:.0f} MiB\n", r.peak_rss_mb);
     return 0;
   };
