@@ -53,7 +53,7 @@ constexpr int64_t kPackRows = 16;
 //    23.3 -> 25.2-26.1 GB/s with 2 KiB; 1 KiB gained half as much, 4 KiB
 //    the same.
 //  - AMD Zen 5 (family 26), BM_PackedPrefetch (none and 2 KiB alternating
-//    call by call in one process): 2 KiB ran at 0.94-1.00x of none for
+//    call by call in one process): 2 KiB ran at 0.85-1.00x of none for
 //    Q8_0, Q4_0 and BF16 at 1 and 2 threads, 1 KiB at 0.85-1.01x (none
 //    against none: 0.98-1.02x). So AMD CPUs do not prefetch.
 int64_t packed_prefetch_bytes();
