@@ -36,6 +36,9 @@ Command add_bench(CLI::App& app) {
                "(-r rounds of -n tokens each)");
   o->run.add(app);
   return [o] {
+    if (o->vs_dense && o->run.sparsity.spec.empty() && o->run.moe.top_k == 0)
+      throw Error("bench: --vs-dense compares the run's --sparsity or --moe-top-k with the same file without them; "
+                  "give one of them");
     Timer load;
     LoadedRun run = o->run.load(o->model);
     ThreadPool& pool = ThreadPool::global();
@@ -47,9 +50,6 @@ Command add_bench(CLI::App& app) {
     const double fraction = r.bandwidth_fraction;
     std::optional<DecodeComparison> vs;
     if (o->vs_dense) {
-      if (o->run.sparsity.spec.empty() && o->run.moe.top_k == 0)
-        throw Error("bench: --vs-dense compares the run's --sparsity or --moe-top-k with the same file without "
-                    "them; give one of them");
       RunFlags plain = o->run;
       plain.sparsity = {};
       plain.moe = {};
