@@ -303,6 +303,51 @@ void sparse_bench(benchmark::State& state) {
                                                  benchmark::Counter::kIsRate);
 }
 void BM_SparseInput(benchmark::State& state) { sparse_bench<true>(state); }
+
+// The one-token VNNI input-sparse product (50% of W^T's rows active) at its
+// default prefetch distance and at `distance` (kernels/sparse_input_q8.h),
+// alternating call by call in one process, as BM_PackedPrefetch. Reports
+// GB/s of each and their ratio (distance / default). Args: weight type,
+// threads, distance in bytes (the default's own value is the control).
+void BM_SparseInputPrefetch(benchmark::State& state) {
+  const auto type = static_cast<ffn::DType>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  const int64_t distance = state.range(2);
+  if (!ffn::cpu_has_avx512bw()) {
+    state.SkipWithError("the VNNI input-sparse layout needs AVX-512 BW");
+    return;
+  }
+  const SparseWeights& sw = sparse_weights(type);
+  const std::vector<ffn::WeightMatrix>& layouts = sparse_input_layouts(sw);
+  const auto sets = active_sets(kOut, 50);
+  const int64_t n_active = int64_t(sets[0].size());
+  const auto x = random_buffer(size_t(n_active));
+  std::vector<float> y(static_cast<size_t>(kIn));
+  ffn::ThreadPool pool(threads);
+  double seconds[2] = {0, 0};
+  int64_t i = 0;
+  for (auto _ : state) {
+    for (int candidate : {0, 1}) {
+      ffn::override_sparse_input_prefetch_bytes(candidate ? distance : -1);
+      const auto start = std::chrono::steady_clock::now();
+      ffn::matmul_sparse_input(layouts[size_t(i % sw.copies)], x.data(), 1, sets[size_t(i) % sets.size()].data(),
+                               n_active, y.data(), pool);
+      seconds[candidate] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      benchmark::DoNotOptimize(y.data());
+      ++i;
+    }
+  }
+  ffn::override_sparse_input_prefetch_bytes(-1);
+  const double gb = double(layouts[0].row_bytes()) * double(n_active) * double(state.iterations()) / 1e9;
+  state.SetLabel(ffn::dtype_name(type));
+  state.counters["default_GB/s"] = gb / seconds[0];
+  state.counters["distance_GB/s"] = gb / seconds[1];
+  state.counters["ratio"] = seconds[0] / seconds[1];
+}
+BENCHMARK(BM_SparseInputPrefetch)
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {0, 512, 1024, 2048, 3072}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 void BM_GatherRows(benchmark::State& state) { sparse_bench<false>(state); }
 void sparse_args(benchmark::internal::Benchmark* b) {
   for (ffn::DType t : {ffn::DType::F32, ffn::DType::F16, ffn::DType::BF16, ffn::DType::Q8_0, ffn::DType::Q4_0})

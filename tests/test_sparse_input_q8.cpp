@@ -176,6 +176,33 @@ TEST(SparseInputQ8, MatchesEmulationAndExactProduct) {
               ASSERT_NO_FATAL_FAILURE(check(type, n_in, n_out, n_tok, count, *pool));
 }
 
+// The prefetch distance (sparse_input_prefetch_bytes; BM_SparseInputPrefetch
+// overrides it) only moves prefetches: one-token products are bit for bit
+// the same at none, the default and a distance past every row's end (rows
+// of 640 outputs are 768 bytes: the prefetches land in the next group).
+TEST(SparseInputQ8, PrefetchDistanceDoesNotChangeProducts) {
+  if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
+  ThreadPool pool(2);
+  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+    const Q8Matrix m = random_q8(333, 640, 31, type);
+    const WeightMatrix packed = packed_for_sparse_input(m.w);
+    ASSERT_NE(packed.packed, nullptr);
+    const auto active = test::random_subset(333, 200, 32);
+    const auto x = test::random_floats(200, 33);
+    std::vector<std::vector<float>> y;
+    for (int64_t distance : {int64_t(-1), int64_t(0), int64_t(2048)}) {
+      override_sparse_input_prefetch_bytes(distance);
+      y.emplace_back(640, NAN);
+      matmul_sparse_input(packed, x.data(), 1, active.data(), 200, y.back().data(), pool);
+    }
+    override_sparse_input_prefetch_bytes(-1);
+    EXPECT_EQ(sparse_input_prefetch_bytes(), 1024);
+    EXPECT_EQ(y[0], y[1]) << dtype_name(type);
+    EXPECT_EQ(y[0], y[2]) << dtype_name(type);
+    EXPECT_FALSE(std::isnan(y[0][639])) << dtype_name(type);
+  }
+}
+
 TEST(SparseInputQ8, PacksQ8AndQ4WithWholeChunks) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   EXPECT_TRUE(can_pack_sparse_input(random_q8(5, 128, 1).w));

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <type_traits>
@@ -41,10 +42,6 @@ constexpr int kGroupQuads = 2;
 // n_out <= 5632).
 constexpr int64_t kTokenBlock = 8;
 constexpr int64_t kTileColumns = 512;
-// Software prefetch distance along each streamed row, as in sparse_matmul.cpp:
-// the rows are scattered, so the hardware prefetchers restart at every one.
-// (Same benchmark: 1 KiB ~10% faster than 2 KiB; 512 B and 4-8 KiB slower.)
-constexpr int64_t kPrefetchBytes = 1024;
 
 uint64_t scale_bytes(int64_t n_out) { return (uint64_t(n_out / kQuantBlock) * 2 + 63) / 64 * 64; }
 uint64_t quant_bytes(DType type, int64_t n_out) { return uint64_t(type == DType::Q8_0 ? n_out : n_out / 2); }
@@ -191,17 +188,17 @@ FFN_VNNI_TARGET inline void load_quad(const uint8_t* const* w, int64_t off, __m5
 
 // One group's 4Q rows over a tile of `width` columns, into
 // y[t * y_stride + c] (y at the tile's first column). w: the rows' quant
-// bytes at the tile. kOne (decode): also prefetch kPrefetchBytes ahead in
+// bytes at the tile. kOne (decode): also prefetch `prefetch` bytes ahead in
 // each row stream (row_start: the rows' starts, next: the next group's,
 // stride: row bytes; a row's quant bytes begin `first` bytes after its start).
 template <DType T, bool kVnni, int Q, bool kOne>
 FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, const uint8_t* const* row_start,
-                                const uint8_t* const* next, int64_t stride, int64_t first, int64_t width,
-                                int64_t tokens, const int32_t* act, const float* scale, int64_t nbp, float* y,
-                                int64_t y_stride) {
+                                const uint8_t* const* next, int64_t stride, int64_t first, int64_t prefetch,
+                                int64_t width, int64_t tokens, const int32_t* act, const float* scale, int64_t nbp,
+                                float* y, int64_t y_stride) {
   for (int64_t c = 0; c < width; c += kChunk) {
     if constexpr (kOne) {
-      const int64_t pos = first + chunk_offset<T>(c), ahead = pos + kPrefetchBytes;
+      const int64_t pos = first + chunk_offset<T>(c), ahead = pos + prefetch;
       for (int r = 0; r < 4 * Q; ++r)
         _mm_prefetch(reinterpret_cast<const char*>(ahead < stride ? row_start[r] + ahead
                                                                   : next[r] + std::min(ahead - stride, pos)),
@@ -236,6 +233,7 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
                              int64_t c1) {
   constexpr int R = 4 * Q;
   const int64_t stride = int64_t(sparse_input_row_stride(T, wt.cols)), first = int64_t(scale_bytes(wt.cols));
+  const int64_t prefetch = sparse_input_prefetch_bytes();
   const bool one = n_tok == 1;
   const int64_t tile = one ? c1 - c0 : kTileColumns, token_block = one ? 1 : kTokenBlock;
   const int64_t nbp_max = (tile / kQuantBlock + 15) / 16 * 16;
@@ -267,11 +265,11 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
         prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb,
                                                    nbp, act.data(), scale.data(), bias.data());
         if (one)
-          group_tile<T, kVnni, Q, true>(w, start, next, stride, first, width, 1, act.data(), scale.data(), nbp,
-                                        yb + ct, y_stride);
+          group_tile<T, kVnni, Q, true>(w, start, next, stride, first, prefetch, width, 1, act.data(), scale.data(),
+                                        nbp, yb + ct, y_stride);
         else
-          group_tile<T, kVnni, Q, false>(w, start, next, stride, first, width, tokens, act.data(), scale.data(),
-                                         nbp, yb + ct, y_stride);
+          group_tile<T, kVnni, Q, false>(w, start, next, stride, first, 0, width, tokens, act.data(),
+                                         scale.data(), nbp, yb + ct, y_stride);
       }
       for (int64_t t = 0; t < tokens; ++t) {
         float* yt = yb + t * y_stride + ct;
@@ -281,7 +279,18 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
   }
 }
 
+std::atomic<int64_t> prefetch_override{-1};
+
 }  // namespace
+
+int64_t sparse_input_prefetch_bytes() {
+  const int64_t forced = prefetch_override.load(std::memory_order_relaxed);
+  return forced >= 0 ? forced : 1024;
+}
+
+void override_sparse_input_prefetch_bytes(int64_t bytes) {
+  prefetch_override.store(bytes, std::memory_order_relaxed);
+}
 
 uint64_t sparse_input_row_stride(DType type, int64_t n_out) { return scale_bytes(n_out) + quant_bytes(type, n_out); }
 uint64_t sparse_input_scale_bytes(int64_t n_out) { return scale_bytes(n_out); }
