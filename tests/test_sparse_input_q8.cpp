@@ -179,7 +179,8 @@ TEST(SparseInputQ8, MatchesEmulationAndExactProduct) {
 // The prefetch distance (sparse_input_prefetch_bytes; BM_SparseInputPrefetch
 // overrides it) only moves prefetches: one-token products are bit for bit
 // the same at none, the default and a distance past every row's end (rows
-// of 640 outputs are 768 bytes: the prefetches land in the next group).
+// of 640 outputs are 704 bytes in Q8_0, 384 in Q4_0: the prefetches go to
+// the next group's rows).
 TEST(SparseInputQ8, PrefetchDistanceDoesNotChangeProducts) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   ThreadPool pool(2);

@@ -85,12 +85,12 @@ WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const Weig
 // kernel prefetches this many bytes ahead along each row (continuing into
 // the next group's rows past a row's end). 0 prefetches the current
 // position, in effect none. 1 KiB on every CPU so far: two distances
-// alternating call by call (BM_SparseInputPrefetch, Q8_0 and Q4_0, 1 and 2
-// threads), as a ratio to 1 KiB:
-//  - AMD Zen 5 VM: none 0.63-0.65x, 512 B 0.93x, 1.5 KiB 1.01x, 2 KiB 0.91x
-//    (Q8_0);
-//  - Intel Xeon VM (family 6 model 207): none 0.70-0.87x, 512 B 0.99-1.05x,
-//    2 KiB 0.89-0.93x, 3 KiB 0.83-0.96x (1 KiB against itself 0.96-1.02x).
+// alternating call by call, as a ratio to 1 KiB, 1 and 2 threads:
+//  - Intel Xeon VM (family 6 model 207), BM_SparseInputPrefetch, Q8_0 and
+//    Q4_0: none 0.70-0.87x, 512 B 0.99-1.05x, 2 KiB 0.89-0.93x, 3 KiB
+//    0.83-0.96x (1 KiB against itself 0.96-1.02x);
+//  - AMD Zen 5 VM, the same comparison in an earlier throwaway benchmark,
+//    Q8_0: none 0.63-0.65x, 512 B 0.93x, 1.5 KiB 1.01x, 2 KiB 0.91x.
 int64_t sparse_input_prefetch_bytes();
 
 // Makes sparse_input_prefetch_bytes return `bytes` from now on (-1: back
