@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -133,6 +134,22 @@ void matmul_args(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_Matmul)->Apply(matmul_args)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// Seconds spent in call(0, i) and in call(1, i), alternating call by call
+// (i counts the calls): the prefetch benchmarks' A/B, in one process so
+// that the machine's drift hits both sides alike.
+template <typename Call>
+std::array<double, 2> alternating_seconds(benchmark::State& state, Call call) {
+  std::array<double, 2> seconds{0, 0};
+  int64_t i = 0;
+  for (auto _ : state)
+    for (int side : {0, 1}) {
+      const auto start = std::chrono::steady_clock::now();
+      call(side, i++);
+      seconds[size_t(side)] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  return seconds;
+}
+
 // One-token packed products with and without the tile kernels' software
 // prefetch (kernels/packed_quant.h), alternating call by call in one
 // process, so that the machine's drift hits both alike. Reports GB/s of
@@ -161,18 +178,11 @@ void BM_PackedPrefetch(benchmark::State& state) {
   }
   const auto x = random_buffer(size_t(kIn));
   std::vector<float> y(static_cast<size_t>(kOut));
-  double seconds[2] = {0, 0};
-  int64_t copy = 0;
-  for (auto _ : state) {
-    for (int with : {0, 1}) {
-      ffn::override_packed_prefetch_bytes(with ? distance : 0);
-      const auto start = std::chrono::steady_clock::now();
-      ffn::matmul(mats[size_t(copy)], x.data(), 1, y.data(), pool);
-      seconds[with] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      benchmark::DoNotOptimize(y.data());
-      copy = (copy + 1) % copies;
-    }
-  }
+  const auto seconds = alternating_seconds(state, [&](int with, int64_t i) {
+    ffn::override_packed_prefetch_bytes(with ? distance : 0);
+    ffn::matmul(mats[size_t(i % copies)], x.data(), 1, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  });
   ffn::override_packed_prefetch_bytes(-1);
   const double gb = double(bytes) * double(state.iterations()) / 1e9;
   state.SetLabel(ffn::dtype_name(type));
@@ -324,19 +334,12 @@ void BM_SparseInputPrefetch(benchmark::State& state) {
   const auto x = random_buffer(size_t(n_active));
   std::vector<float> y(static_cast<size_t>(kIn));
   ffn::ThreadPool pool(threads);
-  double seconds[2] = {0, 0};
-  int64_t i = 0;
-  for (auto _ : state) {
-    for (int candidate : {0, 1}) {
-      ffn::override_sparse_input_prefetch_bytes(candidate ? distance : -1);
-      const auto start = std::chrono::steady_clock::now();
-      ffn::matmul_sparse_input(layouts[size_t(i % sw.copies)], x.data(), 1, sets[size_t(i) % sets.size()].data(),
-                               n_active, y.data(), pool);
-      seconds[candidate] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      benchmark::DoNotOptimize(y.data());
-      ++i;
-    }
-  }
+  const auto seconds = alternating_seconds(state, [&](int candidate, int64_t i) {
+    ffn::override_sparse_input_prefetch_bytes(candidate ? distance : -1);
+    ffn::matmul_sparse_input(layouts[size_t(i % sw.copies)], x.data(), 1, sets[size_t(i) % sets.size()].data(),
+                             n_active, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  });
   ffn::override_sparse_input_prefetch_bytes(-1);
   const double gb = double(layouts[0].row_bytes()) * double(n_active) * double(state.iterations()) / 1e9;
   state.SetLabel(ffn::dtype_name(type));
