@@ -153,6 +153,18 @@ TEST(Bench, JsonLineHasTheDocumentedKeys) {
   EXPECT_EQ(j.at("weight_bytes_per_token").get<uint64_t>(), bytes + 64 * 4);
   EXPECT_NEAR(j.at("decode_gb_s").get<double>(),
               j.at("decode_tok_s").get<double>() * j.at("weight_bytes_per_token").get<double>() / 1e9, 1e-3);
+  // The same bytes by section: q/k/v/o, the FFN, the rest (output head and
+  // the embedding row); each section's read rate is positive.
+  uint64_t attention = 0, ffn = 0;
+  for (const auto& t : m.source.tensors) {
+    if (t.shape.size() != 2 || t.name.rfind("blk.", 0) != 0) continue;
+    (t.name.find(".attn_") != std::string::npos ? attention : ffn) += t.bytes;
+  }
+  EXPECT_EQ(j.at("attention_bytes_per_token").get<uint64_t>(), attention);
+  EXPECT_EQ(j.at("ffn_bytes_per_token").get<uint64_t>(), ffn);
+  EXPECT_EQ(j.at("other_bytes_per_token").get<uint64_t>(), bytes + 64 * 4 - attention - ffn);
+  for (const char* key : {"decode_attention_gb_s", "decode_ffn_gb_s", "decode_other_gb_s"})
+    EXPECT_GT(j.at(key).get<double>(), 0.0) << key;
 }
 
 }  // namespace

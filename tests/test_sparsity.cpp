@@ -143,7 +143,7 @@ TEST_P(GateSparseFfnTest, EqualsTheDenseFfnWithTheSameMask) {
   // d: multiples of 32 (quantized); 96 gathers Q8_0 up rows in the file
   // layout, 128 (a multiple of 64) re-laid for kernels/gather_rows_q8.h.
   SparsityMeter meter;
-  SparsitySite* site = meter.add("s", 2 * 128, 0, true);
+  SparsitySite* site = meter.add("s", SparsitySection::Ffn, 2 * 128, 0, true);
   for (const int64_t d : {96, 128}) {
     const int64_t h = 160;
     WeightMatrix gate = random_matrix(type, h, d, 1), up = random_matrix(type, h, d, 2),
@@ -307,6 +307,21 @@ TEST(TealFfn, EqualsTheDenseFfnWithMaskedInputs) {
 
 // The batch policy: dense on masked inputs only for several tokens, with
 // the row-major weight at hand, and a union of at least a third.
+TEST(SparsityMeter, SkippedBytesSplitBySection) {
+  SparsityMeter meter;
+  SparsitySite* attn = meter.add("blk.0.attn_in", SparsitySection::Attention, 6, 10.0, true);
+  SparsitySite* ffn = meter.add("blk.0.ffn_mid", SparsitySection::Ffn, 2, 4.0, false);
+  attn->record(3, 8);  // 5 dropped, 10 bytes each
+  ffn->record(1, 5);   // 4 dropped, 4 bytes each
+  EXPECT_DOUBLE_EQ(meter.skipped_bytes(SparsitySection::Attention), 50.0);
+  EXPECT_DOUBLE_EQ(meter.skipped_bytes(SparsitySection::Ffn), 16.0);
+  EXPECT_DOUBLE_EQ(meter.skipped_bytes(), 66.0);
+  // Only the attention site counts toward the target: 5 of 8.
+  EXPECT_DOUBLE_EQ(meter.achieved_sparsity(), 5.0 / 8.0);
+  // Every site: (5 * 6 + 4 * 2) / (8 * 6 + 5 * 2).
+  EXPECT_DOUBLE_EQ(meter.skipped_weight_fraction(), 38.0 / 58.0);
+}
+
 TEST(SparseBatch, DenseOnlyForBatchesWithWeightsAndAWideUnion) {
   const WeightMatrix w = random_matrix(DType::F32, 8, 30, 1);
   WeightMatrix shape_only;
@@ -565,6 +580,17 @@ TEST(SparsityCli, BenchJsonReportsAchievedSparsityAndFewerBytes) {
   ASSERT_TRUE(j.contains("achieved_sparsity"));
   EXPECT_GT(j.at("achieved_sparsity").get<double>(), 0.3);
   EXPECT_LT(j.at("weight_bytes_per_token").get<double>(), j.at("dense_weight_bytes_per_token").get<double>());
+  // Sections add up to the whole (each rounded to a byte); TEAL drops inputs
+  // of every linear layer, so every site kind reports some sparsity.
+  EXPECT_NEAR(j.at("attention_bytes_per_token").get<double>() + j.at("ffn_bytes_per_token").get<double>() +
+                  j.at("other_bytes_per_token").get<double>(),
+              j.at("weight_bytes_per_token").get<double>(), 3.0);
+  const auto& sites = j.at("site_sparsity");
+  for (const char* kind : {"attn_in", "attn_out", "ffn_in", "ffn_mid"}) {
+    ASSERT_TRUE(sites.contains(kind)) << kind;
+    EXPECT_GT(sites.at(kind).get<double>(), 0.0) << kind;
+    EXPECT_LT(sites.at(kind).get<double>(), 1.0) << kind;
+  }
   // --vs-dense: the same file loaded without --sparsity, decoded in
   // alternating rounds. One round: the speedup is that round's ratio.
   const auto vs = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 16 -r 1 -t 1 --json " +
@@ -578,6 +604,13 @@ TEST(SparsityCli, BenchJsonReportsAchievedSparsityAndFewerBytes) {
   EXPECT_GT(v.at("ffn_speedup_vs_dense").get<double>(), 0.0);
   EXPECT_NEAR(v.at("ideal_speedup_vs_dense").get<double>(),
               v.at("dense_weight_bytes_per_token").get<double>() / v.at("weight_bytes_per_token").get<double>(), 1e-3);
+  EXPECT_GT(v.at("attention_speedup_vs_dense").get<double>(), 0.0);
+  // The whole model's bytes ratio lies between 1 (the dense output head)
+  // and the larger of its sparsified sections'.
+  const double ideal_ffn = v.at("ideal_ffn_speedup_vs_dense"), ideal_attention = v.at("ideal_attention_speedup_vs_dense");
+  EXPECT_GT(ideal_ffn, 1.0);
+  EXPECT_GT(ideal_attention, 1.0);
+  EXPECT_LE(v.at("ideal_speedup_vs_dense").get<double>(), std::max(ideal_ffn, ideal_attention));
   const auto vs_alone = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 4 -r 1 --vs-dense");
   EXPECT_EQ(vs_alone.status, 1);
   EXPECT_NE(vs_alone.err.find("--vs-dense"), std::string::npos) << vs_alone.err;

@@ -52,6 +52,29 @@ double decode_run(LlamaModel& model, KvCache& cache, Tensor& logits, int32_t fir
   return t.seconds();
 }
 
+// Dropped / seen activations per site kind ("blk.3.ffn_mid" -> "ffn_mid"),
+// summed over layers.
+std::vector<std::pair<std::string, double>> sparsity_by_site_kind(const SparsityMeter& meter) {
+  std::vector<std::string> kinds;
+  std::vector<std::pair<uint64_t, uint64_t>> counts;  // zeros, total
+  for (const SparsitySite& site : meter.sites()) {
+    const std::string kind = site.name.substr(site.name.find_last_of('.') + 1);
+    auto it = std::find(kinds.begin(), kinds.end(), kind);
+    if (it == kinds.end()) {
+      kinds.push_back(kind);
+      counts.emplace_back(0, 0);
+      it = kinds.end() - 1;
+    }
+    auto& [zeros, total] = counts[size_t(it - kinds.begin())];
+    zeros += site.zeros;
+    total += site.total;
+  }
+  std::vector<std::pair<std::string, double>> out;
+  for (size_t i = 0; i < kinds.size(); ++i)
+    out.emplace_back(kinds[i], counts[i].second ? double(counts[i].first) / double(counts[i].second) : 0.0);
+  return out;
+}
+
 }  // namespace
 
 // In 2 MiB pages where the kernel allows, as the packed weights are
@@ -145,22 +168,29 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
     r.decode_attention_fraction = profile.attention_s / total;
     r.decode_other_fraction = profile.other_s / total;
   }
-  r.dense_weight_bytes_per_token = model.weight_bytes();
-  r.weight_bytes_per_token = r.dense_weight_bytes_per_token;
+  const WeightBytesBySection dense = model.weight_bytes_by_section();
+  r.dense_weight_bytes_per_token = dense.total();
+  r.dense_bytes_per_token = {double(dense.attention), double(dense.ffn), double(dense.other)};
+  r.bytes_per_token = r.dense_bytes_per_token;
+  const double decoded = double(p.decode_tokens) * p.repetitions;
   if (p.sparsity) {
-    const double decoded = double(p.decode_tokens) * p.repetitions;
     r.achieved_sparsity = p.sparsity->achieved_sparsity();
-    r.weight_bytes_per_token -= static_cast<uint64_t>(p.sparsity->skipped_bytes() / decoded);
+    r.bytes_per_token.attention -= p.sparsity->skipped_bytes(SparsitySection::Attention) / decoded;
+    r.bytes_per_token.ffn -= p.sparsity->skipped_bytes(SparsitySection::Ffn) / decoded;
+    r.site_sparsity = sparsity_by_site_kind(*p.sparsity);
   }
   r.moe_top_k = moe_top_k(model);
   if (const MoeMeter& m = model.moe_meter(); m.tokens) {
     // weight_bytes() counts top_k FFN experts; slots routed to MoE++
     // zero-computation experts read none.
-    const double decoded = double(p.decode_tokens) * p.repetitions;
     r.moe_experts_per_token = m.ffn_experts_per_token();
-    r.weight_bytes_per_token -=
-        static_cast<uint64_t>(double(m.zero_slots + m.copy_slots + m.const_slots) * m.ffn_expert_bytes / decoded);
+    r.bytes_per_token.ffn -= double(m.zero_slots + m.copy_slots + m.const_slots) * m.ffn_expert_bytes / decoded;
   }
+  const BySection& b = r.bytes_per_token;
+  r.weight_bytes_per_token = static_cast<uint64_t>(b.attention + b.ffn + b.other);
+  auto rate = [&](double bytes, double seconds) { return seconds > 0 ? bytes * decoded / seconds / 1e9 : 0.0; };
+  r.decode_gb_s_by_section = {rate(b.attention, profile.attention_s), rate(b.ffn, profile.ffn_s),
+                              rate(b.other, profile.other_s)};
   r.decode_gb_s = double(r.weight_bytes_per_token) * r.decode_tok_s / 1e9;
   // Repetition i ran between measurements i - 1 and i (the first one only
   // before measurement 0).
@@ -189,11 +219,11 @@ DecodeComparison compare_decode(LlamaModel& baseline, LlamaModel& variant, Threa
     LlamaModel& model;
     KvCache cache;
     Tensor logits;
-    std::vector<double> tok_s, ffn_s_per_token;
+    std::vector<double> tok_s, ffn_s_per_token, attention_s_per_token;
   };
-  Side sides[2] = {{baseline, baseline.make_cache(n), {}, {}, {}}, {variant, variant.make_cache(n), {}, {}, {}}};
+  Side sides[2] = {{baseline, baseline.make_cache(n), {}, {}, {}, {}}, {variant, variant.make_cache(n), {}, {}, {}, {}}};
   for (Side& side : sides) decode_run(side.model, side.cache, side.logits, first, std::min<int64_t>(8, n), pool);
-  std::vector<double> speedup, ffn_speedup;
+  std::vector<double> speedup, ffn_speedup, attention_speedup;
   for (int round = 0; round < p.repetitions; ++round) {
     for (int k = 0; k < 2; ++k) {
       Side& side = sides[(round + k) % 2];
@@ -202,9 +232,11 @@ DecodeComparison compare_decode(LlamaModel& baseline, LlamaModel& variant, Threa
       side.tok_s.push_back(double(n) / decode_run(side.model, side.cache, side.logits, first, n, pool));
       side.model.set_profile(nullptr);
       side.ffn_s_per_token.push_back(profile.ffn_s / double(n));
+      side.attention_s_per_token.push_back(profile.attention_s / double(n));
     }
     speedup.push_back(sides[1].tok_s.back() / sides[0].tok_s.back());
     ffn_speedup.push_back(sides[0].ffn_s_per_token.back() / sides[1].ffn_s_per_token.back());
+    attention_speedup.push_back(sides[0].attention_s_per_token.back() / sides[1].attention_s_per_token.back());
   }
   DecodeComparison r;
   r.rounds = p.repetitions;
@@ -212,6 +244,7 @@ DecodeComparison compare_decode(LlamaModel& baseline, LlamaModel& variant, Threa
   r.variant_tok_s = median(sides[1].tok_s);
   r.speedup = median(speedup);
   r.ffn_speedup = median(ffn_speedup);
+  r.attention_speedup = median(attention_speedup);
   return r;
 }
 

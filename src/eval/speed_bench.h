@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ffn {
 
@@ -31,6 +33,13 @@ struct SpeedBenchParams {
   SparsityMeter* sparsity = nullptr;
 };
 
+// A quantity for each part of the forward pass ForwardProfile times.
+struct BySection {
+  double attention = 0;  // q/k/v/o projections (and, in time, attention over the cache)
+  double ffn = 0;
+  double other = 0;  // output head, embedding row, norms
+};
+
 struct SpeedBenchResult {
   double prefill_tok_s = 0;
   double decode_tok_s = 0;
@@ -45,6 +54,15 @@ struct SpeedBenchResult {
   // repetition's tok/s) / (the bandwidth measured just before and after it).
   double bandwidth_fraction = 0;
   double decode_ffn_fraction = 0, decode_attention_fraction = 0, decode_other_fraction = 0;
+  // weight_bytes_per_token and dense_weight_bytes_per_token by section, and
+  // the rate each section read its weights at during decode (its bytes per
+  // token x tokens decoded / the time ForwardProfile gave it): where a
+  // variant falls short of its bytes-read ratio.
+  BySection bytes_per_token, dense_bytes_per_token, decode_gb_s_by_section;
+  // Achieved sparsity per kind of site, over all layers (activations dropped
+  // / seen; the kind is the site's name after "blk.N.", e.g. "attn_in",
+  // "ffn_mid"), in the order the sites were registered.
+  std::vector<std::pair<std::string, double>> site_sparsity;
   double peak_rss_mb = 0;
 };
 
@@ -84,6 +102,7 @@ struct DecodeComparison {
   // Median over rounds of the baseline's FFN seconds per token over the
   // variant's (ForwardProfile): the FFN alone, as CATS's targets are stated.
   double ffn_speedup = 0;
+  double attention_speedup = 0;  // the same for the attention section
 };
 DecodeComparison compare_decode(LlamaModel& baseline, LlamaModel& variant, ThreadPool& pool,
                                 const SpeedBenchParams& params);

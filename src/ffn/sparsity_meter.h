@@ -14,8 +14,13 @@
 
 namespace ffn {
 
+// Where a site's skipped weights would have been read (the sections of
+// ForwardProfile): the q/k/v/o projections or the FFN.
+enum class SparsitySection { Attention, Ffn };
+
 struct SparsitySite {
   std::string name;               // e.g. "blk.3.ffn_mid"
+  SparsitySection section = SparsitySection::Ffn;
   uint64_t weights_per_activation = 0;
   double bytes_per_activation = 0;   // weight bytes one dropped activation skips
   bool counts_toward_target = true;  // part of the method's own sparsity definition
@@ -31,10 +36,10 @@ struct SparsitySite {
 class SparsityMeter {
  public:
   // The returned pointer stays valid for the meter's lifetime.
-  SparsitySite* add(std::string name, uint64_t weights_per_activation, double bytes_per_activation,
-                    bool counts_toward_target) {
+  SparsitySite* add(std::string name, SparsitySection section, uint64_t weights_per_activation,
+                    double bytes_per_activation, bool counts_toward_target) {
     sites_.push_back(
-        {std::move(name), weights_per_activation, bytes_per_activation, counts_toward_target, 0, 0});
+        {std::move(name), section, weights_per_activation, bytes_per_activation, counts_toward_target, 0, 0});
     return &sites_.back();
   }
   void reset() {
@@ -47,9 +52,11 @@ class SparsityMeter {
   // Over every registered site (including dense ones registered with zero).
   double skipped_weight_fraction() const { return ratio(false); }
   // Weight bytes not read, summed over every recorded token.
-  double skipped_bytes() const {
+  double skipped_bytes() const { return skipped_bytes(SparsitySection::Attention) + skipped_bytes(SparsitySection::Ffn); }
+  double skipped_bytes(SparsitySection section) const {
     double b = 0;
-    for (const auto& s : sites_) b += double(s.zeros) * s.bytes_per_activation;
+    for (const auto& s : sites_)
+      if (s.section == section) b += double(s.zeros) * s.bytes_per_activation;
     return b;
   }
   const std::deque<SparsitySite>& sites() const { return sites_; }

@@ -36,6 +36,14 @@ struct ForwardProfile {
   double other_s = 0;
 };
 
+// Weight bytes read per decoded token, split as ForwardProfile splits time:
+// attention (q/k/v/o projections), FFN (routed experts: the top-k run),
+// other (the output head and one embedding row).
+struct WeightBytesBySection {
+  uint64_t attention = 0, ffn = 0, other = 0;
+  uint64_t total() const { return attention + ffn + other; }
+};
+
 struct LlamaLayer {
   std::vector<float> attn_norm;
   std::vector<float> ffn_norm;
@@ -74,6 +82,9 @@ class LlamaModel {
   // Bytes of weights read to decode one token: every layer matrix and the
   // output head (plus one embedding row).
   uint64_t weight_bytes() const;
+  // The same bytes by the part of the forward pass that reads them, as
+  // ForwardProfile times them.
+  WeightBytesBySection weight_bytes_by_section() const;
 
   // Matrices the file stores only transposed (see transposed_tensor_name),
   // keyed by the original name; the layer's own WeightMatrix then has its

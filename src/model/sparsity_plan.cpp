@@ -150,16 +150,19 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
       }
       if (S->out_threshold > 0) S->wo_t = sparse_input_form(Named{"attn_output", &L.wo});
       const uint64_t in_weights = uint64_t(S->q_only ? c.dim : c.dim + 2 * c.kv_dim);
-      S->in_site = meter->add(name("attn_in"), in_weights, double(in_weights) * bytes_per_weight(L.wq), teal);
-      S->out_site = meter->add(name("attn_out"), uint64_t(c.dim), double(c.dim) * bytes_per_weight(L.wo), teal);
+      S->in_site = meter->add(name("attn_in"), SparsitySection::Attention, in_weights,
+                              double(in_weights) * bytes_per_weight(L.wq), teal);
+      S->out_site = meter->add(name("attn_out"), SparsitySection::Attention, uint64_t(c.dim),
+                               double(c.dim) * bytes_per_weight(L.wo), teal);
       L.attn_sparsity = std::move(S);
     }
     // The thresholds decide, not the method's name: a file's plan was
     // validated against the transposed matrices its thresholds read.
     if (ffn_teal) {
-      auto* in_site = meter->add(name("ffn_in"), uint64_t(2 * c.hidden_dim),
+      auto* in_site = meter->add(name("ffn_in"), SparsitySection::Ffn, uint64_t(2 * c.hidden_dim),
                                  2.0 * double(c.hidden_dim) * bytes_per_weight(dense.gate()), true);
-      auto* mid_site = meter->add(name("ffn_mid"), uint64_t(c.dim), double(c.dim) * bytes_per_weight(dense.down()), true);
+      auto* mid_site = meter->add(name("ffn_mid"), SparsitySection::Ffn, uint64_t(c.dim),
+                                  double(c.dim) * bytes_per_weight(dense.down()), true);
       const bool in = p.teal.ffn_in > 0, mid = p.teal.ffn_mid > 0;
       TealFfn::Weights w;
       w.gate = dense.gate();
@@ -170,7 +173,7 @@ std::unique_ptr<SparsityMeter> apply_sparsity(LlamaModel& model, const SparsityP
       L.ffn = std::make_unique<TealFfn>(std::move(w), p.teal, in_site, mid_site);
     } else if (p.gate_sparse) {
       // A neuron off skips its row of up and its column of down.
-      auto* site = meter->add(name("ffn_neurons"), uint64_t(2 * c.dim),
+      auto* site = meter->add(name("ffn_neurons"), SparsitySection::Ffn, uint64_t(2 * c.dim),
                               double(c.dim) * (bytes_per_weight(dense.up()) + bytes_per_weight(dense.down())), true);
       WeightMatrix down_t = sparse_input_form(Named{"ffn_down", &dense.down()});
       L.ffn = std::make_unique<GateSparseFfn>(dense.gate(), dense.up(), std::move(down_t), p.gate, site, dense.down(),

@@ -56,29 +56,47 @@ Command add_bench(CLI::App& app) {
       LoadedRun dense = plain.load(o->model);
       vs = compare_decode(*dense.lm.model, *lm.model, pool, o->params);
     }
-    // Sparsity's bytes-read ratio; 0 (not printed) for MoE, whose
-    // weight_bytes() already counts only the top-k experts.
-    const double ideal =
-        meter ? double(r.dense_weight_bytes_per_token) / double(std::max<uint64_t>(r.weight_bytes_per_token, 1)) : 0;
+    // Sparsity's bytes-read ratios, whole model and by section; 0 (not
+    // printed) for MoE, whose weight_bytes() already counts only the top-k
+    // experts.
+    auto ratio = [&](double dense, double read) { return meter && read > 0 ? dense / read : 0.0; };
+    const double ideal = ratio(double(r.dense_weight_bytes_per_token), double(r.weight_bytes_per_token));
+    const double ideal_ffn = ratio(r.dense_bytes_per_token.ffn, r.bytes_per_token.ffn);
+    const double ideal_attention = ratio(r.dense_bytes_per_token.attention, r.bytes_per_token.attention);
+    std::string sites_json, sites_text;
+    for (const auto& [kind, sparsity] : r.site_sparsity) {
+      sites_json += fmt::format("{}\"{}\":{:.4f}", sites_json.empty() ? "" : ",", kind, sparsity);
+      sites_text += fmt::format("{}{} {:.1f}%", sites_text.empty() ? "" : " | ", kind, 100 * sparsity);
+    }
     if (o->json) {
       fmt::print(
           "{{\"model\":\"{}\",\"threads\":{},\"prefill_tokens\":{},\"decode_tokens\":{},\"prefill_tok_s\":{:.3f},"
           "\"decode_tok_s\":{:.3f},\"peak_rss_mb\":{:.1f},\"weight_bytes_per_token\":{},\"decode_gb_s\":{:.3f},"
           "\"bandwidth_gb_s\":{:.3f},\"bandwidth_fraction\":{:.4f},\"decode_ffn_fraction\":{:.4f},"
-          "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f}{}{}{}}}\n",
+          "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f},\"ffn_bytes_per_token\":{:.0f},"
+          "\"attention_bytes_per_token\":{:.0f},\"other_bytes_per_token\":{:.0f},\"decode_ffn_gb_s\":{:.3f},"
+          "\"decode_attention_gb_s\":{:.3f},\"decode_other_gb_s\":{:.3f}{}{}{}}}\n",
           o->model, pool.size(), o->params.prefill_tokens, o->params.decode_tokens, r.prefill_tok_s, r.decode_tok_s,
           r.peak_rss_mb, r.weight_bytes_per_token, r.decode_gb_s, r.bandwidth_gb_s, fraction, r.decode_ffn_fraction,
-          r.decode_attention_fraction, r.decode_other_fraction,
-          meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.4f},\"dense_weight_bytes_per_token\":{}",
-                              run.sparsity_label, r.achieved_sparsity, r.dense_weight_bytes_per_token)
+          r.decode_attention_fraction, r.decode_other_fraction, r.bytes_per_token.ffn, r.bytes_per_token.attention,
+          r.bytes_per_token.other, r.decode_gb_s_by_section.ffn, r.decode_gb_s_by_section.attention,
+          r.decode_gb_s_by_section.other,
+          meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.4f},\"dense_weight_bytes_per_token\":{},"
+                              "\"site_sparsity\":{{{}}}",
+                              run.sparsity_label, r.achieved_sparsity, r.dense_weight_bytes_per_token, sites_json)
                 : std::string(),
           r.moe_top_k ? fmt::format(",\"moe_top_k\":{},\"moe_experts_per_token\":{:.4f}", r.moe_top_k,
                                     r.moe_experts_per_token)
                       : std::string(),
           vs ? fmt::format(",\"vs_dense_rounds\":{},\"dense_decode_tok_s\":{:.3f},\"variant_decode_tok_s\":{:.3f},"
-                           "\"decode_speedup_vs_dense\":{:.4f},\"ffn_speedup_vs_dense\":{:.4f}{}",
+                           "\"decode_speedup_vs_dense\":{:.4f},\"ffn_speedup_vs_dense\":{:.4f},"
+                           "\"attention_speedup_vs_dense\":{:.4f}{}",
                            vs->rounds, vs->baseline_tok_s, vs->variant_tok_s, vs->speedup, vs->ffn_speedup,
-                           ideal > 0 ? fmt::format(",\"ideal_speedup_vs_dense\":{:.4f}", ideal) : std::string())
+                           vs->attention_speedup,
+                           ideal > 0 ? fmt::format(",\"ideal_speedup_vs_dense\":{:.4f},\"ideal_ffn_speedup_vs_dense\":{:.4f},"
+                                                   "\"ideal_attention_speedup_vs_dense\":{:.4f}",
+                                                   ideal, ideal_ffn, ideal_attention)
+                                     : std::string())
              : std::string());
       return 0;
     }
@@ -90,11 +108,17 @@ Command add_bench(CLI::App& app) {
                o->params.repetitions);
     fmt::print("decode time      FFN {:.0f}% | attention {:.0f}% | other {:.0f}%\n", 100 * r.decode_ffn_fraction,
                100 * r.decode_attention_fraction, 100 * r.decode_other_fraction);
+    const BySection &b = r.bytes_per_token, &gb_s = r.decode_gb_s_by_section;
+    fmt::print("decode reads     FFN {:.1f} MiB/token at {:.1f} GB/s | attention {:.1f} MiB at {:.1f} GB/s | other "
+               "{:.1f} MiB at {:.1f} GB/s  (weights)\n",
+               b.ffn / 1048576.0, gb_s.ffn, b.attention / 1048576.0, gb_s.attention, b.other / 1048576.0, gb_s.other);
     fmt::print("weights/token    {:.1f} MiB\n", r.weight_bytes_per_token / 1048576.0);
-    if (meter)
+    if (meter) {
       fmt::print("sparsity         {}: achieved {:.1f}% during decode; {:.1f} of {:.1f} MiB/token read\n",
                  run.sparsity_label, 100 * r.achieved_sparsity, r.weight_bytes_per_token / 1048576.0,
                  r.dense_weight_bytes_per_token / 1048576.0);
+      fmt::print("sparsity sites   {}  (activations dropped, all layers)\n", sites_text);
+    }
     if (r.moe_top_k)
       fmt::print("experts          top-{}: {:.2f} FFN experts run per token and MoE layer during decode\n", r.moe_top_k,
                  r.moe_experts_per_token);
@@ -104,11 +128,12 @@ Command add_bench(CLI::App& app) {
     fmt::print("% of bandwidth   {:.0f}%  (median over repetitions, each against the bandwidth measured beside it)\n",
                100 * fraction);
     if (vs)
-      fmt::print("vs dense         decode {:.2f}x, FFN alone {:.2f}x{}; dense {:.2f} tok/s against {:.2f} (medians of {} "
-                 "alternating rounds)\n",
-                 vs->speedup, vs->ffn_speedup,
-                 ideal > 0 ? fmt::format(" (ideal by bytes read {:.2f}x)", ideal) : std::string(), vs->baseline_tok_s,
-                 vs->variant_tok_s, vs->rounds);
+      fmt::print("vs dense         decode {:.2f}x{}, FFN alone {:.2f}x{}, attention alone {:.2f}x{}; dense {:.2f} tok/s "
+                 "against {:.2f} (medians of {} alternating rounds{})\n",
+                 vs->speedup, ideal > 0 ? fmt::format(" (ideal {:.2f}x)", ideal) : std::string(), vs->ffn_speedup,
+                 ideal > 0 ? fmt::format(" (ideal {:.2f}x)", ideal_ffn) : std::string(), vs->attention_speedup,
+                 ideal > 0 ? fmt::format(" (ideal {:.2f}x)", ideal_attention) : std::string(), vs->baseline_tok_s,
+                 vs->variant_tok_s, vs->rounds, ideal > 0 ? "; ideal: the ratio of weight bytes read" : "");
     fmt::print("peak RSS         {:.0f} MiB\n", r.peak_rss_mb);
     return 0;
   };
