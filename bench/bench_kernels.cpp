@@ -372,7 +372,8 @@ BENCHMARK(BM_GatherRows)->Apply(relaid_args)->UseRealTime()->Unit(benchmark::kMi
 // `row_bytes` bytes in random order, 8 rows at a time with 1 KiB software
 // prefetch: the access pattern of the VNNI input-sparse kernel
 // (kernels/sparse_input_q8.h), without its arithmetic. Rows of 2176 bytes
-// are the Q8_0 W^T of TinyLlama's down projection, 6016 its gate/up.
+// are the Q8_0 W^T of TinyLlama's down projection, 6016 its gate/up, 1152
+// the Q4_0 W^T of the down projection.
 // vs_read: the ratio to the sequential read bandwidth (BM_ReadBandwidth).
 // Args: row bytes, density (%), threads.
 void BM_ReadRows(benchmark::State& state) {
@@ -420,7 +421,7 @@ void BM_ReadRows(benchmark::State& state) {
                                                  benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ReadRows)
-    ->ArgsProduct({{2176, 6016}, {50, 100}, {1, 2}})
+    ->ArgsProduct({{1152, 2176, 6016}, {50, 100}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
