@@ -607,7 +607,8 @@ TEST(SparsityCli, BenchJsonReportsAchievedSparsityAndFewerBytes) {
   EXPECT_GT(v.at("attention_speedup_vs_dense").get<double>(), 0.0);
   // The whole model's bytes ratio lies between 1 (the dense output head)
   // and the larger of its sparsified sections'.
-  const double ideal_ffn = v.at("ideal_ffn_speedup_vs_dense"), ideal_attention = v.at("ideal_attention_speedup_vs_dense");
+  const double ideal_ffn = v.at("ideal_ffn_speedup_vs_dense");
+  const double ideal_attention = v.at("ideal_attention_speedup_vs_dense");
   EXPECT_GT(ideal_ffn, 1.0);
   EXPECT_GT(ideal_attention, 1.0);
   EXPECT_LE(v.at("ideal_speedup_vs_dense").get<double>(), std::max(ideal_ffn, ideal_attention));

@@ -221,7 +221,8 @@ DecodeComparison compare_decode(LlamaModel& baseline, LlamaModel& variant, Threa
     Tensor logits;
     std::vector<double> tok_s, ffn_s_per_token, attention_s_per_token;
   };
-  Side sides[2] = {{baseline, baseline.make_cache(n), {}, {}, {}, {}}, {variant, variant.make_cache(n), {}, {}, {}, {}}};
+  Side sides[2] = {{baseline, baseline.make_cache(n), {}, {}, {}, {}},
+                   {variant, variant.make_cache(n), {}, {}, {}, {}}};
   for (Side& side : sides) decode_run(side.model, side.cache, side.logits, first, std::min<int64_t>(8, n), pool);
   std::vector<double> speedup, ffn_speedup, attention_speedup;
   for (int round = 0; round < p.repetitions; ++round) {

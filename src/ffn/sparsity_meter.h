@@ -52,7 +52,9 @@ class SparsityMeter {
   // Over every registered site (including dense ones registered with zero).
   double skipped_weight_fraction() const { return ratio(false); }
   // Weight bytes not read, summed over every recorded token.
-  double skipped_bytes() const { return skipped_bytes(SparsitySection::Attention) + skipped_bytes(SparsitySection::Ffn); }
+  double skipped_bytes() const {
+    return skipped_bytes(SparsitySection::Attention) + skipped_bytes(SparsitySection::Ffn);
+  }
   double skipped_bytes(SparsitySection section) const {
     double b = 0;
     for (const auto& s : sites_)

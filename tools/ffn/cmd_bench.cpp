@@ -93,7 +93,8 @@ Command add_bench(CLI::App& app) {
                            "\"attention_speedup_vs_dense\":{:.4f}{}",
                            vs->rounds, vs->baseline_tok_s, vs->variant_tok_s, vs->speedup, vs->ffn_speedup,
                            vs->attention_speedup,
-                           ideal > 0 ? fmt::format(",\"ideal_speedup_vs_dense\":{:.4f},\"ideal_ffn_speedup_vs_dense\":{:.4f},"
+                           ideal > 0 ? fmt::format(",\"ideal_speedup_vs_dense\":{:.4f},"
+                                                   "\"ideal_ffn_speedup_vs_dense\":{:.4f},"
                                                    "\"ideal_attention_speedup_vs_dense\":{:.4f}",
                                                    ideal, ideal_ffn, ideal_attention)
                                      : std::string())
@@ -128,8 +129,8 @@ Command add_bench(CLI::App& app) {
     fmt::print("% of bandwidth   {:.0f}%  (median over repetitions, each against the bandwidth measured beside it)\n",
                100 * fraction);
     if (vs)
-      fmt::print("vs dense         decode {:.2f}x{}, FFN alone {:.2f}x{}, attention alone {:.2f}x{}; dense {:.2f} tok/s "
-                 "against {:.2f} (medians of {} alternating rounds{})\n",
+      fmt::print("vs dense         decode {:.2f}x{}, FFN alone {:.2f}x{}, attention alone {:.2f}x{}; dense {:.2f} "
+                 "tok/s against {:.2f} (medians of {} alternating rounds{})\n",
                  vs->speedup, ideal > 0 ? fmt::format(" (ideal {:.2f}x)", ideal) : std::string(), vs->ffn_speedup,
                  ideal > 0 ? fmt::format(" (ideal {:.2f}x)", ideal_ffn) : std::string(), vs->attention_speedup,
                  ideal > 0 ? fmt::format(" (ideal {:.2f}x)", ideal_attention) : std::string(), vs->baseline_tok_s,
