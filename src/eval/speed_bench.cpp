@@ -55,23 +55,20 @@ double decode_run(LlamaModel& model, KvCache& cache, Tensor& logits, int32_t fir
 // Dropped / seen activations per site kind ("blk.3.ffn_mid" -> "ffn_mid"),
 // summed over layers.
 std::vector<std::pair<std::string, double>> sparsity_by_site_kind(const SparsityMeter& meter) {
-  std::vector<std::string> kinds;
-  std::vector<std::pair<uint64_t, uint64_t>> counts;  // zeros, total
+  struct Kind {
+    std::string name;
+    uint64_t zeros = 0, total = 0;
+  };
+  std::vector<Kind> kinds;
   for (const SparsitySite& site : meter.sites()) {
-    const std::string kind = site.name.substr(site.name.find_last_of('.') + 1);
-    auto it = std::find(kinds.begin(), kinds.end(), kind);
-    if (it == kinds.end()) {
-      kinds.push_back(kind);
-      counts.emplace_back(0, 0);
-      it = kinds.end() - 1;
-    }
-    auto& [zeros, total] = counts[size_t(it - kinds.begin())];
-    zeros += site.zeros;
-    total += site.total;
+    const std::string name = site.name.substr(site.name.find_last_of('.') + 1);
+    auto it = std::find_if(kinds.begin(), kinds.end(), [&](const Kind& k) { return k.name == name; });
+    if (it == kinds.end()) it = kinds.insert(kinds.end(), Kind{name});
+    it->zeros += site.zeros;
+    it->total += site.total;
   }
   std::vector<std::pair<std::string, double>> out;
-  for (size_t i = 0; i < kinds.size(); ++i)
-    out.emplace_back(kinds[i], counts[i].second ? double(counts[i].first) / double(counts[i].second) : 0.0);
+  for (const Kind& k : kinds) out.emplace_back(k.name, k.total ? double(k.zeros) / double(k.total) : 0.0);
   return out;
 }
 
@@ -168,9 +165,8 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
     r.decode_attention_fraction = profile.attention_s / total;
     r.decode_other_fraction = profile.other_s / total;
   }
-  const WeightBytesBySection dense = model.weight_bytes_by_section();
-  r.dense_weight_bytes_per_token = dense.total();
-  r.dense_bytes_per_token = {double(dense.attention), double(dense.ffn), double(dense.other)};
+  r.dense_bytes_per_token = model.weight_bytes_by_section();
+  r.dense_weight_bytes_per_token = static_cast<uint64_t>(r.dense_bytes_per_token.total());
   r.bytes_per_token = r.dense_bytes_per_token;
   const double decoded = double(p.decode_tokens) * p.repetitions;
   if (p.sparsity) {
@@ -187,7 +183,7 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
     r.bytes_per_token.ffn -= double(m.zero_slots + m.copy_slots + m.const_slots) * m.ffn_expert_bytes / decoded;
   }
   const BySection& b = r.bytes_per_token;
-  r.weight_bytes_per_token = static_cast<uint64_t>(b.attention + b.ffn + b.other);
+  r.weight_bytes_per_token = static_cast<uint64_t>(b.total());
   auto rate = [&](double bytes, double seconds) { return seconds > 0 ? bytes * decoded / seconds / 1e9 : 0.0; };
   r.decode_gb_s_by_section = {rate(b.attention, profile.attention_s), rate(b.ffn, profile.ffn_s),
                               rate(b.other, profile.other_s)};

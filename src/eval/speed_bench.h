@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "model/by_section.h"
+
 namespace ffn {
 
 class LlamaModel;
@@ -31,13 +33,6 @@ struct SpeedBenchParams {
   // The meter of an activation-sparse model (transform/sparsify.h): decode's
   // achieved sparsity and skipped weight bytes are measured through it.
   SparsityMeter* sparsity = nullptr;
-};
-
-// A quantity for each part of the forward pass ForwardProfile times.
-struct BySection {
-  double attention = 0;  // q/k/v/o projections (and, in time, attention over the cache)
-  double ffn = 0;
-  double other = 0;  // output head, embedding row, norms
 };
 
 struct SpeedBenchResult {

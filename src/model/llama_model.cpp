@@ -80,17 +80,17 @@ KvCache LlamaModel::make_cache(int64_t capacity) const {
   return KvCache(config_.n_layers, capacity, config_.kv_dim);
 }
 
-WeightBytesBySection LlamaModel::weight_bytes_by_section() const {
-  WeightBytesBySection b;
-  b.other = output_.bytes() + token_embd_.row_bytes();
+BySection LlamaModel::weight_bytes_by_section() const {
+  BySection b;
+  b.other = double(output_.bytes() + token_embd_.row_bytes());
   for (const auto& L : layers_) {
-    b.attention += L.wq.bytes() + L.wk.bytes() + L.wv.bytes() + L.wo.bytes();
-    b.ffn += L.ffn->weight_bytes_per_token();
+    b.attention += double(L.wq.bytes() + L.wk.bytes() + L.wv.bytes() + L.wo.bytes());
+    b.ffn += double(L.ffn->weight_bytes_per_token());
   }
   return b;
 }
 
-uint64_t LlamaModel::weight_bytes() const { return weight_bytes_by_section().total(); }
+uint64_t LlamaModel::weight_bytes() const { return static_cast<uint64_t>(weight_bytes_by_section().total()); }
 
 bool LlamaModel::has_moe() const {
   for (const auto& L : layers_)

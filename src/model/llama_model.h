@@ -19,6 +19,7 @@
 #include "io/model_source.h"
 #include "kernels/weight_matrix.h"
 #include "model/attention_sparsity.h"
+#include "model/by_section.h"
 #include "model/kv_cache.h"
 #include "model/llama_config.h"
 
@@ -34,14 +35,6 @@ struct ForwardProfile {
   double attention_s = 0;
   double ffn_s = 0;
   double other_s = 0;
-};
-
-// Weight bytes read per decoded token, split as ForwardProfile splits time:
-// attention (q/k/v/o projections), FFN (routed experts: the top-k run),
-// other (the output head and one embedding row).
-struct WeightBytesBySection {
-  uint64_t attention = 0, ffn = 0, other = 0;
-  uint64_t total() const { return attention + ffn + other; }
 };
 
 struct LlamaLayer {
@@ -83,8 +76,8 @@ class LlamaModel {
   // output head (plus one embedding row).
   uint64_t weight_bytes() const;
   // The same bytes by the part of the forward pass that reads them, as
-  // ForwardProfile times them.
-  WeightBytesBySection weight_bytes_by_section() const;
+  // ForwardProfile times them (whole numbers: exact in a double).
+  BySection weight_bytes_by_section() const;
 
   // Matrices the file stores only transposed (see transposed_tensor_name),
   // keyed by the original name; the layer's own WeightMatrix then has its
