@@ -305,8 +305,6 @@ TEST(TealFfn, EqualsTheDenseFfnWithMaskedInputs) {
   }
 }
 
-// The batch policy: dense on masked inputs only for several tokens, with
-// the row-major weight at hand, and a union of at least a third.
 TEST(SparsityMeter, SkippedBytesSplitBySection) {
   SparsityMeter meter;
   SparsitySite* attn = meter.add("blk.0.attn_in", SparsitySection::Attention, 6, 10.0, true);
@@ -322,6 +320,8 @@ TEST(SparsityMeter, SkippedBytesSplitBySection) {
   EXPECT_DOUBLE_EQ(meter.skipped_weight_fraction(), 38.0 / 58.0);
 }
 
+// The batch policy: dense on masked inputs only for several tokens, with
+// the row-major weight at hand, and a union of at least a third.
 TEST(SparseBatch, DenseOnlyForBatchesWithWeightsAndAWideUnion) {
   const WeightMatrix w = random_matrix(DType::F32, 8, 30, 1);
   WeightMatrix shape_only;
