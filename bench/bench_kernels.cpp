@@ -18,11 +18,13 @@
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
+#include "kernels/amx_packed.h"
 #include "kernels/attention_head.h"
 #include "kernels/convert.h"
 #include "kernels/gather_rows_q8.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/packed_bf16.h"
 #include "kernels/packed_quant.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/sparse_input_q8.h"
@@ -192,6 +194,46 @@ void BM_PackedPrefetch(benchmark::State& state) {
 }
 BENCHMARK(BM_PackedPrefetch)
     ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {1, 2}, {0, 1024, 2048}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Prefill-sized packed products on one thread, AMX tiles against the
+// AVX-512 tiles (kernels/amx_packed.h), alternating call by call in one
+// process. One matrix (the up-projection shape) that stays in cache: prefill
+// is bound by compute, not by memory. Reports GFLOP/s of each and their
+// ratio (AMX / AVX-512). Args: weight type, tokens.
+void BM_PackedAmx(benchmark::State& state) {
+  const auto type = static_cast<ffn::DType>(state.range(0));
+  const int64_t n_tok = state.range(1);
+  if (!ffn::amx_in_use()) {
+    const std::string why = "AMX not used here: " + ffn::amx_support().reason;
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const uint64_t row_bytes = ffn::dtype_row_bytes(type, kIn);
+  ffn::AlignedVector<uint8_t> w(row_bytes * kOut);
+  const auto values = random_buffer(size_t(kIn * 64));
+  for (int64_t r = 0; r < kOut; ++r) ffn::encode_row(type, values.data() + (r % 64) * kIn, w.data() + r * row_bytes, kIn);
+  ffn::WeightMatrix m{.type = type, .rows = kOut, .cols = kIn, .data = w.data()};
+  ffn::pack_row_tiles(m, nullptr);
+  const auto x = random_buffer(size_t(n_tok * kIn));
+  ffn::QuantizedActivations xa;
+  xa.quantize(x.data(), n_tok, kIn);
+  xa.bf16.resize(x.size());
+  ffn::round_to_bf16(x.data(), int64_t(x.size()), xa.bf16.data());
+  std::vector<float> y(size_t(n_tok * kOut));
+  const auto seconds = alternating_seconds(state, [&](int amx, int64_t) {
+    ffn::matmul_packed_rows(m, xa, n_tok, y.data(), kOut, 0, kOut, amx ? ffn::QuantPath::Amx : ffn::QuantPath::Vnni);
+    benchmark::DoNotOptimize(y.data());
+  });
+  const double gflop = 2.0 * double(n_tok * kIn * kOut) * double(state.iterations()) / 1e9;
+  state.SetLabel(ffn::dtype_name(type));
+  state.counters["avx512_GFLOP/s"] = gflop / seconds[0];
+  state.counters["amx_GFLOP/s"] = gflop / seconds[1];
+  state.counters["ratio"] = seconds[0] / seconds[1];
+}
+BENCHMARK(BM_PackedAmx)
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {16, 64, 128}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

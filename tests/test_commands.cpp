@@ -11,6 +11,7 @@
 #include "core/half.h"
 #include "core/mapped_file.h"
 #include "io/gguf_file.h"
+#include "kernels/amx_packed.h"
 #include "kernels/convert.h"
 #include "kernels/quant_blocks.h"
 #include "model/loaded_model.h"
@@ -165,6 +166,7 @@ TEST(Bench, JsonLineHasTheDocumentedKeys) {
   EXPECT_EQ(j.at("other_bytes_per_token").get<uint64_t>(), bytes + 64 * 4 - attention - ffn);
   for (const char* key : {"decode_attention_gb_s", "decode_ffn_gb_s", "decode_other_gb_s"})
     EXPECT_GT(j.at(key).get<double>(), 0.0) << key;
+  EXPECT_EQ(j.at("amx").get<bool>(), amx_in_use());
 }
 
 }  // namespace

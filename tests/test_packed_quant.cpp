@@ -26,31 +26,8 @@
 namespace ffn {
 namespace {
 
-WeightMatrix random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed) {
-  WeightMatrix w{.type = type, .rows = rows, .cols = cols};
-  auto buf = std::make_shared<AlignedVector<uint8_t>>(w.bytes());
-  auto f = test::random_floats(size_t(rows * cols), seed);
-  // Rows of different magnitudes, so the per-row scales differ.
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) f[size_t(r * cols + c)] *= 0.1f + float(r % 7);
-  for (int64_t r = 0; r < rows; ++r)
-    encode_row(type, f.data() + r * cols, buf->data() + r * w.row_bytes(), uint64_t(cols));
-  w.data = buf->data();
-  w.owned = buf;
-  return w;
-}
-
-// x rounded to bf16 (nearest even), from the format's definition.
-std::vector<float> bf16_roundtrip(const std::vector<float>& x) {
-  std::vector<float> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, &x[i], 4);
-    bits = (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u;
-    std::memcpy(&out[i], &bits, 4);
-  }
-  return out;
-}
+using test::bf16_roundtrip;
+using test::random_weight;
 
 TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
   for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16})

@@ -7,10 +7,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <numeric>
 #include <sstream>
+
+#include "core/aligned_buffer.h"
+#include "kernels/convert.h"
 
 namespace ffn::test {
 
@@ -45,6 +50,30 @@ std::vector<int32_t> random_subset(int64_t n, int64_t count, uint64_t seed) {
   all.resize(static_cast<size_t>(count));
   std::sort(all.begin(), all.end());
   return all;
+}
+
+WeightMatrix random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed) {
+  WeightMatrix w{.type = type, .rows = rows, .cols = cols};
+  auto buf = std::make_shared<AlignedVector<uint8_t>>(w.bytes());
+  auto f = random_floats(size_t(rows * cols), seed);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) f[size_t(r * cols + c)] *= 0.1f + float(r % 7);
+  for (int64_t r = 0; r < rows; ++r)
+    encode_row(type, f.data() + r * cols, buf->data() + r * w.row_bytes(), uint64_t(cols));
+  w.data = buf->data();
+  w.owned = buf;
+  return w;
+}
+
+std::vector<float> bf16_roundtrip(const std::vector<float>& x) {
+  std::vector<float> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &x[i], 4);
+    bits = (bits + 0x7fff + ((bits >> 16) & 1)) & 0xffff0000u;
+    std::memcpy(&out[i], &bits, 4);
+  }
+  return out;
 }
 
 std::vector<float> int8_roundtrip(const std::vector<float>& x) {

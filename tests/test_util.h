@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/weight_matrix.h"
+
 namespace ffn::test {
 
 inline std::string data_path(const std::string& rel) { return std::string(FFN_DATA_DIR) + "/" + rel; }
@@ -37,6 +39,13 @@ std::vector<int32_t> random_subset(int64_t n, int64_t count, uint64_t seed);
 // per 32-block (x.size() a multiple of 32), d = max|x| / 127, q = x / d
 // rounded to nearest even, x ~= d * q.
 std::vector<float> int8_roundtrip(const std::vector<float>& x);
+
+// A rows x cols matrix of `type` (owned) from random_floats, row r scaled
+// by 0.1 + r % 7 so that the rows' quantization scales differ.
+WeightMatrix random_weight(DType type, int64_t rows, int64_t cols, uint64_t seed);
+
+// x rounded to bf16 (nearest even), from the format's definition.
+std::vector<float> bf16_roundtrip(const std::vector<float>& x);
 
 struct CommandResult {
   int status = -1;

@@ -21,7 +21,8 @@ namespace ffn {
 
 class ThreadPool;
 
-enum class QuantPath { Auto, Portable, Vnni };
+// Amx: the AMX tiles of kernels/amx_packed.h (packed weights only).
+enum class QuantPath { Auto, Portable, Vnni, Amx };
 
 // Activations of n_tok tokens quantized per 32-block for the VNNI kernels:
 // q[t][i] int8 and d[t][b] with x ~= d * q (d = max|x| / 127). offset8[t][b]

@@ -17,6 +17,7 @@ namespace {
 constexpr int64_t kColsPerBlock = 32;
 constexpr int64_t kPairs = kColsPerBlock / 2;            // vectors per tile-block
 constexpr int64_t kBlockBytes = kPairs * kPackRows * 4;  // 1024
+static_assert(kBlockBytes == packed_block_bytes(DType::BF16));
 
 // The scalar definition: round to nearest even, NaN stays a (quiet) NaN,
 // and denormal inputs become zero, as vcvtneps2bf16 treats them.

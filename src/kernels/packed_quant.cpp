@@ -14,6 +14,7 @@
 #include "core/aligned_buffer.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
+#include "kernels/amx_packed.h"
 #include "kernels/byte_dot.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/packed_bf16.h"
@@ -23,7 +24,7 @@ namespace ffn {
 
 namespace {
 
-constexpr int64_t kScaleBytes = 2 * kPackRows;
+constexpr int64_t kScaleBytes = kPackedScaleBytes;
 
 // Per-type facts of the packed layout: quant bytes per row per block and
 // how a file block's quant bytes become packed bytes (unsigned, w + the
@@ -45,7 +46,8 @@ struct PackedType<DType::Q4_0> {
 
 template <DType T>
 constexpr int64_t tile_block_bytes() {
-  return kScaleBytes + kPackRows * PackedType<T>::kQuantBytes;
+  static_assert(packed_block_bytes(T) == kScaleBytes + kPackRows * PackedType<T>::kQuantBytes);
+  return packed_block_bytes(T);
 }
 
 // Tiles [i0, i1) of w into `out` (the packed buffer's start), 4 bytes at a
@@ -268,6 +270,10 @@ WeightMatrix without_packed(WeightMatrix w) {
 void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
                         int64_t y_stride, int64_t r0, int64_t r1, QuantPath path) {
   if (r0 >= r1) return;
+  if (path == QuantPath::Amx || (path == QuantPath::Auto && n_tok >= kAmxMinTokens && amx_in_use())) {
+    matmul_packed_rows_amx(w, xa, n_tok, y, y_stride, r0, r1);
+    return;
+  }
   const bool vnni = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());
   if (w.type == DType::Q8_0 && vnni) rows_packed<DType::Q8_0, true>(w, xa, n_tok, y, y_stride, r0, r1);
   else if (w.type == DType::Q8_0) rows_packed<DType::Q8_0, false>(w, xa, n_tok, y, y_stride, r0, r1);

@@ -44,6 +44,17 @@ class ThreadPool;
 
 constexpr int64_t kPackRows = 16;
 
+// The fp16 scales at the start of a Q8_0/Q4_0 tile-block.
+constexpr int64_t kPackedScaleBytes = 2 * kPackRows;
+
+// Bytes of one tile-block (16 rows x 32 columns) of the packed layout of
+// `type`: scales and quant bytes (Q8_0 544, Q4_0 288), or bf16 pairs (BF16
+// 1024, kernels/packed_bf16.h).
+constexpr int64_t packed_block_bytes(DType type) {
+  if (type == DType::BF16) return kPackRows * 32 * 2;
+  return kPackedScaleBytes + kPackRows * (type == DType::Q8_0 ? 32 : 16);
+}
+
 // One token reads a packed matrix as one stream, tile after tile, and on
 // Intel CPUs the one-token tile kernels prefetch this many bytes ahead of
 // the block they compute (0: none, the hardware prefetchers alone).
@@ -95,10 +106,12 @@ std::shared_ptr<uint8_t> weight_allocation(uint64_t size);
 
 // Output rows [r0, r1) of packed w for n_tok tokens of prepared
 // activations (int8 blocks for Q8_0/Q4_0, xa.bf16 for BF16):
-// y[t * y_stride + r]. r0 must be a multiple of kPackRows. Q8_0/Q4_0:
-// `path` Vnni takes vpdpbusd, Portable the AVX-512BW sums (the same
-// integers; tests run both where the CPU has VNNI), Auto the first this
-// CPU has.
+// y[t * y_stride + r]. r0 must be a multiple of kPackRows. `path` Amx
+// takes the AMX tiles (kernels/amx_packed.h; requires amx_in_use()). For
+// Q8_0/Q4_0, Vnni takes vpdpbusd and Portable the AVX-512BW sums (the same
+// integers; tests run both where the CPU has VNNI); BF16 takes vdpbf16ps
+// for both. Auto: the tiles from kAmxMinTokens tokens on where
+// amx_in_use(), else the first of Vnni and Portable this CPU has.
 void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
                         int64_t y_stride, int64_t r0, int64_t r1, QuantPath path = QuantPath::Auto);
 

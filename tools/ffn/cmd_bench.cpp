@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "core/timer.h"
 #include "eval/speed_bench.h"
+#include "kernels/amx_packed.h"
 #include "model/loaded_model.h"
 
 namespace ffn::cli {
@@ -46,6 +47,8 @@ Command add_bench(CLI::App& app) {
     SparsityMeter* meter = run.meter;
     o->params.sparsity = meter;
     const double load_s = load.seconds();
+    // Decided (and self-checked, on an AMX CPU) before the timed runs.
+    const AmxSupport& amx = amx_support();
     const SpeedBenchResult r = run_speed_bench(*lm.model, pool, o->params);
     const double fraction = r.bandwidth_fraction;
     std::optional<DecodeComparison> vs;
@@ -75,12 +78,12 @@ Command add_bench(CLI::App& app) {
           "\"bandwidth_gb_s\":{:.3f},\"bandwidth_fraction\":{:.4f},\"decode_ffn_fraction\":{:.4f},"
           "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f},\"ffn_bytes_per_token\":{:.0f},"
           "\"attention_bytes_per_token\":{:.0f},\"other_bytes_per_token\":{:.0f},\"decode_ffn_gb_s\":{:.3f},"
-          "\"decode_attention_gb_s\":{:.3f},\"decode_other_gb_s\":{:.3f}{}{}{}}}\n",
+          "\"decode_attention_gb_s\":{:.3f},\"decode_other_gb_s\":{:.3f},\"amx\":{}{}{}{}}}\n",
           o->model, pool.size(), o->params.prefill_tokens, o->params.decode_tokens, r.prefill_tok_s, r.decode_tok_s,
           r.peak_rss_mb, r.weight_bytes_per_token, r.decode_gb_s, r.bandwidth_gb_s, fraction, r.decode_ffn_fraction,
           r.decode_attention_fraction, r.decode_other_fraction, r.bytes_per_token.ffn, r.bytes_per_token.attention,
           r.bytes_per_token.other, r.decode_gb_s_by_section.ffn, r.decode_gb_s_by_section.attention,
-          r.decode_gb_s_by_section.other,
+          r.decode_gb_s_by_section.other, amx.in_use,
           meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.4f},\"dense_weight_bytes_per_token\":{},"
                               "\"site_sparsity\":{{{}}}",
                               run.sparsity_label, r.achieved_sparsity, r.dense_weight_bytes_per_token, sites_json)
@@ -103,6 +106,7 @@ Command add_bench(CLI::App& app) {
     }
     fmt::print("model            {} (loaded in {:.2f} s)\n", o->model, load_s);
     fmt::print("threads          {}\n", pool.size());
+    fmt::print("AMX              {}: {}\n", amx.in_use ? "in use" : "not used", amx.reason);
     fmt::print("prefill          {:.1f} tok/s  (pp{}, median of {})\n", r.prefill_tok_s, o->params.prefill_tokens,
                o->params.repetitions);
     fmt::print("decode           {:.2f} tok/s  (tg{}, median of {})\n", r.decode_tok_s, o->params.decode_tokens,

@@ -1,0 +1,59 @@
+// Packed Q8_0 / Q4_0 / BF16 products of several tokens on this CPU's AMX
+// tiles (the kernels: kernels/amx_packed-inl.h), and whether this process
+// uses them.
+//
+// No machine this project has run on so far exposes AMX (docs/BENCHMARKS.md
+// lists them), so the kernels are tested through the scalar tile emulator
+// (tests/emulated_tiles.h), and on first use the process runs them once
+// against the AVX-512 tiles on random data: if they disagree, AMX stays off
+// and `ffn bench` says so, rather than a product being wrong.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "kernels/matmul_quant.h"
+#include "kernels/weight_matrix.h"
+
+namespace ffn {
+
+// From this many tokens on, matmul_packed_rows (QuantPath::Auto) takes the
+// AMX tiles where amx_in_use(): one A tile holds 16 tokens. (A choice, not
+// a measurement: no AMX machine so far.)
+constexpr int64_t kAmxMinTokens = 16;
+
+// Output rows [r0, r1) (r0 a multiple of kPackRows) of packed w (Q8_0 or
+// Q4_0: xa's int8 blocks; BF16: xa.bf16) for n_tok tokens, on the tiles:
+// y[t * y_stride + r]. Requires amx_in_use(). Q8_0/Q4_0 give the AVX-512
+// tiles' bits; BF16 differs from them by the tile unit's rounding.
+void matmul_packed_rows_amx(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
+                            int64_t y_stride, int64_t r0, int64_t r1);
+
+// True when CPUID reports the AMX tile, int8 and bf16 instructions, with
+// the AVX-512 F/BW/VL/BF16 and VNNI the kernels and the self-check use.
+bool cpu_has_amx();
+
+// Whether the packed products of several tokens run on AMX tiles here, and
+// why (printed by `ffn bench`).
+struct AmxSupport {
+  bool in_use = false;
+  std::string reason;
+};
+
+// The decision, from its inputs (tests give their own):
+//  - cpu_has_amx: cpu_has_amx();
+//  - env: the value of FFN_AMX, or null when unset: "0" turns AMX off, "1"
+//    or unset leaves it to the CPU, anything else is reported and ignored;
+//  - request_permission: asks the kernel for the tile state (Linux enables
+//    it per process on request); returns 0 or an errno value;
+//  - self_check: runs the AMX kernels once against the AVX-512 tiles;
+//    false turns AMX off.
+AmxSupport decide_amx(bool cpu_has_amx, const char* env, const std::function<int()>& request_permission,
+                      const std::function<bool()>& self_check);
+
+// This process's decision, made once on first use.
+const AmxSupport& amx_support();
+inline bool amx_in_use() { return amx_support().in_use; }
+
+}  // namespace ffn
