@@ -1,24 +1,31 @@
 // The AMX tile kernels (kernels/amx_packed-inl.h) on the scalar tile
 // emulator (emulated_tiles.h) against the AVX-512 tiles and the scalar
 // reference, at odd shapes (partial row tiles, partial token groups, row
-// ranges as matmul_many cuts them); the start-up self-check and the
+// ranges as matmul_many cuts them), and a real model's prefill on them;
+// the start-up self-check and the
 // decision whether to use the tiles; and, on a CPU with AMX, the tiles
 // themselves against the emulator.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "core/thread_pool.h"
 #include "emulated_tiles.h"
+#include "io/model_source.h"
 #include "kernels/amx_packed-inl.h"
 #include "kernels/amx_packed.h"
 #include "kernels/matmul.h"
 #include "kernels/packed_bf16.h"
 #include "kernels/packed_quant.h"
+#include "model/llama_model.h"
 #include "test_util.h"
+#include "transform/retype.h"
 
 namespace ffn {
 namespace {
@@ -157,30 +164,86 @@ TEST(AmxSupport, DecisionFollowsCpuEnvironmentPermissionAndSelfCheck) {
   AmxSupport s = decide_amx(false, nullptr, grant, pass);
   EXPECT_FALSE(s.in_use);
   EXPECT_NE(s.reason.find("no AMX tiles on this CPU"), std::string::npos) << s.reason;
+  EXPECT_FALSE(s.surprising);
   EXPECT_EQ(asked, 0);  // nothing asked of a kernel on a CPU without tiles
 
   s = decide_amx(true, "0", grant, pass);
   EXPECT_FALSE(s.in_use);
   EXPECT_EQ(s.reason, "off (FFN_AMX=0)");
+  EXPECT_FALSE(s.surprising);
   EXPECT_EQ(asked, 0);
 
   s = decide_amx(true, nullptr, refuse, pass);
   EXPECT_FALSE(s.in_use);
   EXPECT_NE(s.reason.find("refused the tile state (" + std::string(std::strerror(EINVAL)) + ")"), std::string::npos)
       << s.reason;
+  EXPECT_TRUE(s.surprising);
   EXPECT_EQ(checked, 0);  // no tile instruction runs without the permission
 
   s = decide_amx(true, nullptr, grant, fail);
   EXPECT_FALSE(s.in_use);
   EXPECT_NE(s.reason.find("disagreed"), std::string::npos) << s.reason;
+  EXPECT_TRUE(s.surprising);
 
   s = decide_amx(true, "1", grant, pass);
   EXPECT_TRUE(s.in_use) << s.reason;
+  EXPECT_FALSE(s.surprising);
   EXPECT_NE(s.reason.find("16 tokens"), std::string::npos) << s.reason;
 
   s = decide_amx(true, "yes", grant, pass);
   EXPECT_TRUE(s.in_use);
   EXPECT_NE(s.reason.find("FFN_AMX='yes' ignored"), std::string::npos) << s.reason;
+}
+
+std::atomic<int64_t> emulated_calls{0};
+void emulated_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y, int64_t y_stride,
+                   int64_t r0, int64_t r1) {
+  ++emulated_calls;
+  if (w.type == DType::BF16) AmxPacked<EmulatedTiles>::bf16_rows(w, xa.bf16.data(), n_tok, y, y_stride, r0, r1);
+  else AmxPacked<EmulatedTiles>::quant_rows(w, xa, n_tok, y, y_stride, r0, r1);
+}
+
+// A real model (stories260K as Q8_0, Q4_0, BF16) with its prompt's products
+// on the emulated tiles, as an AMX CPU runs them: through matmul_many's
+// row ranges on 1 and 2 threads, then a decoded token (one token stays on
+// the AVX-512 tiles). The logits equal the AVX-512 run's: the same bits for
+// Q8_0/Q4_0, within the bf16 units' rounding for BF16.
+TEST(AmxPacked, ModelPrefillOnEmulatedTilesEqualsAvx512) {
+  if (!can_run_here()) GTEST_SKIP() << "no AVX-512 BW + BF16 for the packed layouts on this CPU";
+  if (amx_in_use()) GTEST_SKIP() << "the hardware tiles run this model (AmxSupport.ThisMachine checks them)";
+  const ModelSource f32 = load_model_source(test::data_path("models/stories260K.gguf"));
+  std::vector<int32_t> prompt(40);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(1 + (i * 37) % 500);
+  const std::vector<int32_t> next = {42};
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16}) {
+    const ModelSource src = retype(f32, type);  // (the model reads its weights in place)
+    LlamaModel model(src);
+    for (int threads : {1, 2}) {
+      ThreadPool pool(threads);
+      std::vector<float> logits[2];
+      for (int amx : {0, 1}) {
+        override_amx_rows(amx ? emulated_rows : nullptr);
+        emulated_calls = 0;
+        KvCache cache = model.make_cache(64);
+        Tensor out;
+        model.forward(prompt.data(), int64_t(prompt.size()), cache, out, true, pool);
+        const int64_t prefill_calls = emulated_calls;
+        model.forward(next.data(), 1, cache, out, true, pool);
+        override_amx_rows(nullptr);
+        EXPECT_EQ(emulated_calls, prefill_calls) << "one token took the tiles";
+        if (amx) {
+          EXPECT_GT(prefill_calls, 0) << dtype_name(type);
+        }
+        logits[amx].assign(out.data.begin(), out.data.end());
+      }
+      double scale = 0;
+      for (float v : logits[0]) scale = std::max(scale, double(std::abs(v)));
+      ASSERT_GT(scale, 0.1);
+      for (size_t i = 0; i < logits[0].size(); ++i)
+        if (type != DType::BF16) ASSERT_EQ(logits[1][i], logits[0][i]) << dtype_name(type) << " at " << i;
+        else ASSERT_NEAR(logits[1][i], logits[0][i], 1e-3 * scale) << "BF16 threads " << threads << " at " << i;
+    }
+  }
 }
 
 // On this machine: without AMX the process says so and the products of

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -45,8 +46,20 @@ bool cpu_has_amx() {
   return has;
 }
 
+namespace {
+std::atomic<AmxRowsFn> rows_override{nullptr};
+}  // namespace
+
+void override_amx_rows(AmxRowsFn rows) { rows_override.store(rows, std::memory_order_relaxed); }
+
+bool amx_rows_active() { return rows_override.load(std::memory_order_relaxed) != nullptr || amx_in_use(); }
+
 void matmul_packed_rows_amx(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
                             int64_t y_stride, int64_t r0, int64_t r1) {
+  if (const AmxRowsFn rows = rows_override.load(std::memory_order_relaxed)) {
+    rows(w, xa, n_tok, y, y_stride, r0, r1);
+    return;
+  }
   if (w.type == DType::BF16) AmxPacked<HardwareTiles>::bf16_rows(w, xa.bf16.data(), n_tok, y, y_stride, r0, r1);
   else AmxPacked<HardwareTiles>::quant_rows(w, xa, n_tok, y, y_stride, r0, r1);
 }
@@ -58,15 +71,20 @@ AmxSupport decide_amx(bool cpu_has_amx, const char* env, const std::function<int
   if (env != nullptr && std::strcmp(env, "1") != 0) note = fmt::format(" (FFN_AMX='{}' ignored: 0 or 1)", env);
   if (!cpu_has_amx) return {false, "no AMX tiles on this CPU" + note};
   if (const int err = request_permission(); err != 0)
-    return {false, fmt::format("the kernel refused the tile state ({}){}", std::strerror(err), note)};
-  if (!self_check()) return {false, "off: the tiles disagreed with the AVX-512 kernels on the self-check" + note};
+    return {false, fmt::format("the kernel refused the tile state ({}){}", std::strerror(err), note), true};
+  if (!self_check())
+    return {false, "off: the tiles disagreed with the AVX-512 kernels on the self-check" + note, true};
   return {true, fmt::format("int8 and bf16 tiles for {} tokens and more{}", kAmxMinTokens, note)};
 }
 
 const AmxSupport& amx_support() {
-  static const AmxSupport decided =
-      decide_amx(cpu_has_amx(), std::getenv("FFN_AMX"), request_tile_permission,
-                 [] { return amx_agrees_with_avx512<HardwareTiles>(); });
+  static const AmxSupport decided = [] {
+    AmxSupport s = decide_amx(cpu_has_amx(), std::getenv("FFN_AMX"), request_tile_permission,
+                              [] { return amx_agrees_with_avx512<HardwareTiles>(); });
+    if (s.surprising)
+      fmt::print(stderr, "ffn: warning: this CPU has AMX but products run on AVX-512: {}\n", s.reason);
+    return s;
+  }();
   return decided;
 }
 

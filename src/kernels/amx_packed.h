@@ -30,6 +30,17 @@ constexpr int64_t kAmxMinTokens = 16;
 void matmul_packed_rows_amx(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
                             int64_t y_stride, int64_t r0, int64_t r1);
 
+// For tests on CPUs without AMX: from now on the products that would take
+// the tiles (QuantPath::Amx, or Auto from kAmxMinTokens tokens on) call
+// `rows` in place of the hardware kernels, whether or not amx_in_use()
+// (null: back to normal). Not for use while products run.
+using AmxRowsFn = void (*)(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
+                           int64_t y_stride, int64_t r0, int64_t r1);
+void override_amx_rows(AmxRowsFn rows);
+
+// amx_in_use(), or a test's override_amx_rows in effect.
+bool amx_rows_active();
+
 // True when CPUID reports the AMX tile, int8 and bf16 instructions, with
 // the AVX-512 F/BW/VL/BF16 and VNNI the kernels and the self-check use.
 bool cpu_has_amx();
@@ -39,6 +50,9 @@ bool cpu_has_amx();
 struct AmxSupport {
   bool in_use = false;
   std::string reason;
+  // Set when an AMX CPU cannot use its tiles (the kernel refused them, or
+  // the self-check failed): amx_support() prints it once on stderr.
+  bool surprising = false;
 };
 
 // The decision, from its inputs (tests give their own):
