@@ -255,6 +255,15 @@ TEST(AmxSupport, ThisMachine) {
   if (!cpu_has_amx()) {
     EXPECT_FALSE(s.in_use);
     EXPECT_FALSE(s.reason.empty());
+    // Asking for the tiles anyway is an error, not an illegal instruction.
+    if (can_run_here()) {
+      WeightMatrix w = test::random_weight(DType::Q8_0, 16, 32, 1);
+      pack_row_tiles(w, nullptr);
+      const auto x = test::random_floats(32 * 16, 2);
+      const QuantizedActivations xa = prepare(x, 16, 32);
+      std::vector<float> y(16 * 16);
+      EXPECT_THROW(matmul_packed_rows(w, xa, 16, y.data(), 16, 0, 16, QuantPath::Amx), std::logic_error);
+    }
     GTEST_SKIP() << "no AMX on this CPU: the hardware tiles are not tested here (" << s.reason << ")";
   }
   if (!s.in_use) GTEST_SKIP() << s.reason;

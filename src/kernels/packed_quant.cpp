@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <memory>
 #include <mutex>
 
@@ -270,6 +271,9 @@ WeightMatrix without_packed(WeightMatrix w) {
 void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
                         int64_t y_stride, int64_t r0, int64_t r1, QuantPath path) {
   if (r0 >= r1) return;
+  if (path == QuantPath::Amx && !amx_rows_active())
+    throw std::logic_error("matmul_packed_rows: QuantPath::Amx, but this process does not use AMX tiles (" +
+                           amx_support().reason + ")");
   if (path == QuantPath::Amx || (path == QuantPath::Auto && n_tok >= kAmxMinTokens && amx_rows_active())) {
     matmul_packed_rows_amx(w, xa, n_tok, y, y_stride, r0, r1);
     return;
