@@ -35,6 +35,7 @@
 #include "core/dtype.h"
 #include "kernels/amx_tiles.h"
 #include "kernels/convert.h"
+#include "kernels/intrinsics_warnings.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/packed_bf16.h"
 #include "kernels/packed_quant.h"
@@ -47,11 +48,7 @@ namespace ffn {
 
 constexpr int64_t kAmxTokens = 16;  // tokens per A tile (its rows)
 
-// (GCC 12's AVX-512 headers pass _mm512_undefined_*() as merge sources,
-// which -Wmaybe-uninitialized reports at every inlined use.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+FFN_INTRINSICS_WARNINGS_OFF
 template <class Tiles>
 struct AmxPacked {
   // Output rows [r0, r1) (r0 a multiple of kPackRows) of packed Q8_0/Q4_0
@@ -270,7 +267,7 @@ struct AmxPacked {
     }
   }
 };
-#pragma GCC diagnostic pop
+FFN_INTRINSICS_WARNINGS_ON
 
 // The check a process runs before it uses the tiles (kernels/amx_packed.h):
 // AmxPacked<Tiles> against the AVX-512 tiles on random weights of each

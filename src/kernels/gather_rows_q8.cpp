@@ -9,16 +9,14 @@
 
 #include "core/aligned_buffer.h"
 #include "kernels/byte_dot.h"
+#include "kernels/intrinsics_warnings.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/relaid_chunk.h"
 #include "kernels/sparse_input_q8.h"
 #include "kernels/sparse_matmul.h"
 
-// (GCC 12's AVX-512 headers pass _mm512_undefined_*() as merge sources,
-// which -Wmaybe-uninitialized reports at every inlined use.)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+FFN_INTRINSICS_WARNINGS_OFF
 
 namespace ffn {
 
@@ -183,3 +181,5 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
 }
 
 }  // namespace ffn
+
+FFN_INTRINSICS_WARNINGS_ON

@@ -10,6 +10,7 @@
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
 #include "kernels/convert.h"
+#include "kernels/intrinsics_warnings.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/sparse_matmul.h"
@@ -163,11 +164,8 @@ void quantize_block_scalar(const float* xb, int8_t* qb, float* d, int32_t* off) 
 }
 
 // The same operations 16 lanes at a time: the scalar loop costs ~9 us per
-// 2048 values, and decode quantizes several vectors per layer. (GCC 12's
-// AVX-512 headers pass _mm512_undefined_*() as merge sources, which
-// -Wuninitialized reports at every inlined use.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
+// 2048 values, and decode quantizes several vectors per layer.
+FFN_INTRINSICS_WARNINGS_OFF
 FFN_VNNI_TARGET void quantize_block_avx512(const float* xb, int8_t* qb, float* d, int32_t* off) {
   const __m512 x0 = _mm512_loadu_ps(xb), x1 = _mm512_loadu_ps(xb + 16);
   const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
@@ -185,7 +183,7 @@ FFN_VNNI_TARGET void quantize_block_avx512(const float* xb, int8_t* qb, float* d
   const __m256i sums = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(off), _mm256_mullo_epi32(sums, _mm256_set1_epi32(-8)));
 }
-#pragma GCC diagnostic pop
+FFN_INTRINSICS_WARNINGS_ON
 
 // x quantized into the calling thread's buffer, reused across calls. (Named
 // through a reference by the callers: inside their lambdas, a thread_local

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "kernels/intrinsics_warnings.h"
 #include "kernels/packed_quant.h"
 
 namespace ffn {
@@ -28,9 +29,7 @@ uint16_t round_one(float f) {
   return f32_to_bf16(f);
 }
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+FFN_INTRINSICS_WARNINGS_OFF
 FFN_BF16_TARGET void round_avx512(const float* x, int64_t n, uint16_t* out) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -73,7 +72,7 @@ FFN_BF16_TARGET void tile_bf16(const uint8_t* tile, int64_t nb, const uint16_t* 
     _mm512_mask_storeu_ps(y + t * y_stride, keep, sum);
   }
 }
-#pragma GCC diagnostic pop
+FFN_INTRINSICS_WARNINGS_ON
 
 }  // namespace
 

@@ -7,16 +7,17 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <new>
-#include <stdexcept>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <stdexcept>
 
 #include "core/aligned_buffer.h"
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/amx_packed.h"
 #include "kernels/byte_dot.h"
+#include "kernels/intrinsics_warnings.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/packed_bf16.h"
 #include "kernels/quant_blocks.h"
@@ -89,11 +90,7 @@ FFN_VNNI_TARGET inline __m512i broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// (GCC 12's AVX-512 headers pass _mm512_undefined_*() as merge sources,
-// which -Wmaybe-uninitialized reports at every inlined use.)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+FFN_INTRINSICS_WARNINGS_OFF
 // NT tokens (t0..t0+NT) x one tile of 16 rows; `rows` of them are stored.
 // For each block: s[t] = -z * sum(x) + sum over the 8 groups k of
 // vpdpbusd(weights of group k, x's bytes 4k..4k+3 broadcast), the exact
@@ -159,7 +156,7 @@ FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const Quantize
   const __mmask16 keep = rows >= kPackRows ? __mmask16(0xffff) : __mmask16((1u << rows) - 1);
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * y_stride, keep, acc[t]);
 }
-#pragma GCC diagnostic pop
+FFN_INTRINSICS_WARNINGS_ON
 
 // Rows [r0, r1) (r0 a tile start) for all tokens: each tile (<= ~100 KB, so
 // it stays in L2) passes over every token group before the next tile.

@@ -3,6 +3,7 @@
 // TEAL (Liu et al. 2024, "Training-Free Activation Sparsity in Large Language
 // Models"), CATS (Lee et al. 2024) and CHESS (Zhang et al. 2024): whatever
 // picks the active inputs, this reads only their rows of W^T.
+#include "kernels/intrinsics_warnings.h"
 #include "kernels/sparse_input_q8.h"
 
 #include <immintrin.h>
@@ -24,8 +25,7 @@
 #include "kernels/quant_blocks.h"
 #include "kernels/relaid_chunk.h"
 
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+FFN_INTRINSICS_WARNINGS_OFF
 
 namespace ffn {
 
@@ -402,3 +402,5 @@ void sparse_input_q8_columns(const WeightMatrix& wt, const float* x, int64_t x_s
 }
 
 }  // namespace ffn
+
+FFN_INTRINSICS_WARNINGS_ON
