@@ -45,6 +45,7 @@ struct EmulatedTiles {
       if (t >= 8 && (c.rows[t] != 0 || c.colsb[t] != 0)) fault("tile " + std::to_string(t) + " beyond palette 1");
       if (c.rows[t] > kTileMaxRows || c.colsb[t] > kTileMaxBytes)
         fault("tile " + std::to_string(t) + " larger than 16 x 64 bytes");
+      if ((c.rows[t] == 0) != (c.colsb[t] == 0)) fault("tile " + std::to_string(t) + " has rows or colsb 0, not both");
     }
     State& s = state();
     s.config = c;

@@ -43,6 +43,17 @@ QuantizedActivations prepare(const std::vector<float>& x, int64_t n_tok, int64_t
   return xa;
 }
 
+// sum_i |x_i| |w_i| of every output (the reference on absolute values):
+// the scale of its rounding errors. xr: the activations as rounded.
+std::vector<float> abs_products(const WeightMatrix& plain, const std::vector<float>& xr, int64_t n_tok) {
+  std::vector<float> xabs(xr.size()), wabs(size_t(plain.rows * plain.cols)), l1(size_t(n_tok * plain.rows));
+  for (size_t i = 0; i < xr.size(); ++i) xabs[i] = std::abs(xr[i]);
+  for (int64_t r = 0; r < plain.rows; ++r) read_row(plain, r, wabs.data() + r * plain.cols);
+  for (float& v : wabs) v = std::abs(v);
+  matmul_f32_reference(xabs.data(), n_tok, plain.cols, wabs.data(), plain.rows, l1.data());
+  return l1;
+}
+
 template <class Tiles>
 void amx_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y, int64_t r0, int64_t r1) {
   if (w.type == DType::BF16) AmxPacked<Tiles>::bf16_rows(w, xa.bf16.data(), n_tok, y, w.rows, r0, r1);
@@ -66,12 +77,9 @@ TEST(AmxPacked, EmulatedTilesEqualAvx512TilesAndReference) {
           const auto x = test::random_floats(size_t(n_tok * cols), uint64_t(n_tok * 7 + cols));
           const QuantizedActivations xa = prepare(x, n_tok, cols);
           const std::vector<float> xr = type == DType::BF16 ? test::bf16_roundtrip(x) : test::int8_roundtrip(x);
-          std::vector<float> ref(size_t(n_tok * rows)), l1(ref.size()), xabs(xr.size()), wabs(size_t(rows * cols));
+          std::vector<float> ref(size_t(n_tok * rows));
           matmul_reference(type, xr.data(), n_tok, cols, plain.data, rows, ref.data());
-          for (size_t i = 0; i < xr.size(); ++i) xabs[i] = std::abs(xr[i]);
-          for (int64_t r = 0; r < rows; ++r) read_row(plain, r, wabs.data() + r * cols);
-          for (float& v : wabs) v = std::abs(v);
-          matmul_f32_reference(xabs.data(), n_tok, cols, wabs.data(), rows, l1.data());
+          const std::vector<float> l1 = abs_products(plain, xr, n_tok);
           for (auto [r0, r1] : ranges) {
             std::vector<float> got(ref.size(), NAN), avx(ref.size(), NAN);
             EmulatedTiles::products() = 0;
@@ -138,6 +146,9 @@ TEST(AmxPacked, EmulatorFaultsOnMisuse) {
   TileConfig wide;
   wide.set(0, 16, 68);
   EXPECT_THROW(EmulatedTiles::configure(wide), std::logic_error);
+  TileConfig half;
+  half.set(0, 16, 0);
+  EXPECT_THROW(EmulatedTiles::configure(half), std::logic_error);
   TileConfig c;
   c.set(0, 16, 64);  // C 16 x 16
   c.set(4, 16, 32);  // A 16 x 32 bytes: K = 32
@@ -269,16 +280,18 @@ TEST(AmxSupport, ThisMachine) {
   if (!s.in_use) GTEST_SKIP() << s.reason;
   for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16}) {
     WeightMatrix w = test::random_weight(type, 70, 288, 5);
+    const WeightMatrix plain = w;
     pack_row_tiles(w, nullptr);
     const int64_t n_tok = 45;
     const auto x = test::random_floats(size_t(n_tok * 288), 6);
     const QuantizedActivations xa = prepare(x, n_tok, 288);
+    const std::vector<float> l1 = abs_products(plain, test::bf16_roundtrip(x), n_tok);
     std::vector<float> hw(size_t(n_tok * 70), NAN), emulated(hw.size(), NAN);
     matmul_packed_rows(w, xa, n_tok, hw.data(), 70, 0, 70, QuantPath::Amx);
     amx_rows<EmulatedTiles>(w, xa, n_tok, emulated.data(), 0, 70);
     for (size_t i = 0; i < hw.size(); ++i)
       if (type != DType::BF16) ASSERT_EQ(hw[i], emulated[i]) << dtype_name(type) << " at " << i;
-      else ASSERT_NEAR(hw[i], emulated[i], 1e-4 * (1 + std::abs(emulated[i]))) << dtype_name(type) << " at " << i;
+      else ASSERT_NEAR(hw[i], emulated[i], 1e-5 * l1[i]) << dtype_name(type) << " at " << i;
   }
 }
 
