@@ -70,8 +70,12 @@ AmxSupport decide_amx(bool cpu_has_amx, const char* env, const std::function<int
   if (env != nullptr && std::strcmp(env, "0") == 0) return {false, "off (FFN_AMX=0)"};
   if (env != nullptr && std::strcmp(env, "1") != 0) note = fmt::format(" (FFN_AMX='{}' ignored: 0 or 1)", env);
   if (!cpu_has_amx) return {false, "no AMX tiles on this CPU" + note};
-  if (const int err = request_permission(); err != 0)
-    return {false, fmt::format("the kernel refused the tile state ({}){}", std::strerror(err), note), true};
+  if (const int err = request_permission(); err != 0) {
+    // EINVAL: a kernel without dynamic tile state (Linux before 5.16) does
+    // not know the request.
+    const char* hint = err == EINVAL ? "; Linux 5.16 or later grants it" : "";
+    return {false, fmt::format("the kernel refused the tile state ({}{}){}", std::strerror(err), hint, note), true};
+  }
   if (!self_check())
     return {false, "off: the tiles disagreed with the AVX-512 kernels on the self-check" + note, true};
   return {true, fmt::format("int8 and bf16 tiles for {} tokens and more{}", kAmxMinTokens, note)};
