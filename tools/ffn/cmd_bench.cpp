@@ -47,8 +47,7 @@ Command add_bench(CLI::App& app) {
     SparsityMeter* meter = run.meter;
     o->params.sparsity = meter;
     const double load_s = load.seconds();
-    // Decided (and self-checked, on an AMX CPU) before the timed runs.
-    const AmxSupport& amx = amx_support();
+    const AmxSupport& amx = amx_support();  // (decided in RunFlags::load)
     const SpeedBenchResult r = run_speed_bench(*lm.model, pool, o->params);
     const double fraction = r.bandwidth_fraction;
     std::optional<DecodeComparison> vs;

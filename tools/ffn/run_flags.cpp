@@ -1,6 +1,7 @@
 #include "run_flags.h"
 
 #include "core/thread_pool.h"
+#include "kernels/amx_packed.h"
 
 namespace ffn::cli {
 
@@ -12,6 +13,9 @@ void RunFlags::add(CLI::App& app) {
 
 LoadedRun RunFlags::load(const std::string& model, const std::string& tokenizer) const {
   if (threads > 0) ThreadPool::set_global_threads(threads);
+  // The AMX decision (tile permission, self-check, any warning) at start-up,
+  // not inside the first prompt's products.
+  amx_support();
   LoadedRun run;
   run.lm = load_model(model, tokenizer);
   moe.apply(*run.lm.model);
