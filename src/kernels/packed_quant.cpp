@@ -26,8 +26,6 @@ namespace ffn {
 
 namespace {
 
-constexpr int64_t kScaleBytes = kPackedScaleBytes;
-
 // Per-type facts of the packed layout: quant bytes per row per block and
 // how a file block's quant bytes become packed bytes (unsigned, w + the
 // zero point of kernels/byte_dot.h).
@@ -48,7 +46,7 @@ struct PackedType<DType::Q4_0> {
 
 template <DType T>
 constexpr int64_t tile_block_bytes() {
-  static_assert(packed_block_bytes(T) == kScaleBytes + kPackRows * PackedType<T>::kQuantBytes);
+  static_assert(packed_block_bytes(T) == kPackedScaleBytes + kPackRows * PackedType<T>::kQuantBytes);
   return packed_block_bytes(T);
 }
 
@@ -77,7 +75,7 @@ void pack_tiles(const WeightMatrix& w, uint8_t* out, int64_t i0, int64_t i1) {
           uint32_t group;
           std::memcpy(&group, reinterpret_cast<const uint8_t*>(blk->qs) + 4 * k, 4);
           group ^= kFlip;
-          std::memcpy(dst + kScaleBytes + k * 64 + 4 * r, &group, 4);
+          std::memcpy(dst + kPackedScaleBytes + k * 64 + 4 * r, &group, 4);
         }
       }
     }
@@ -106,7 +104,7 @@ FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const Quantize
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* p = tile + b * tile_block_bytes<T>();
-    const uint8_t* qv = p + kScaleBytes;
+    const uint8_t* qv = p + kPackedScaleBytes;
     if constexpr (NT == 1)  // (a prefetch past the buffer's end never faults)
       if (prefetch > 0)
         for (int64_t o = 0; o < tile_block_bytes<T>(); o += 64)

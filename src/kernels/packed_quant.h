@@ -107,7 +107,7 @@ std::shared_ptr<uint8_t> weight_allocation(uint64_t size);
 // Output rows [r0, r1) of packed w for n_tok tokens of prepared
 // activations (int8 blocks for Q8_0/Q4_0, xa.bf16 for BF16):
 // y[t * y_stride + r]. r0 must be a multiple of kPackRows. `path` Amx
-// takes the AMX tiles (kernels/amx_packed.h; requires amx_in_use()). For
+// takes the AMX tiles (kernels/amx_packed.h; without them, a logic_error). For
 // Q8_0/Q4_0, Vnni takes vpdpbusd and Portable the AVX-512BW sums (the same
 // integers; tests run both where the CPU has VNNI); BF16 takes vdpbf16ps
 // for both. Auto: the tiles from kAmxMinTokens tokens on where
