@@ -39,16 +39,14 @@ bool cpuid_reports_amx() {
   return (d & kAmx) == kAmx;
 }
 
+std::atomic<AmxRowsFn> rows_override{nullptr};  // override_amx_rows
+
 }  // namespace
 
 bool cpu_has_amx() {
   static const bool has = cpuid_reports_amx() && cpu_has_avx512bw() && cpu_has_vnni() && cpu_has_avx512_bf16();
   return has;
 }
-
-namespace {
-std::atomic<AmxRowsFn> rows_override{nullptr};
-}  // namespace
 
 void override_amx_rows(AmxRowsFn rows) { rows_override.store(rows, std::memory_order_relaxed); }
 
