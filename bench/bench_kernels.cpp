@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -152,6 +153,32 @@ std::array<double, 2> alternating_seconds(benchmark::State& state, Call call) {
   return seconds;
 }
 
+// Copies of one kOut x kIn matrix of `type` in the packed tile layout
+// (kernels/packed_quant.h), enough of them to cycle through the working set
+// (at least 2, so that an A/B pair never reads the same copy twice in a
+// row). mats is empty of packed data where the CPU lacks the layout.
+struct PackedCopies {
+  uint64_t bytes = 0;  // of one copy
+  ffn::AlignedVector<uint8_t> file;  // the copies in their file layout
+  std::vector<ffn::WeightMatrix> mats;
+  const ffn::WeightMatrix& operator[](int64_t i) const { return mats[size_t(i % int64_t(mats.size()))]; }
+};
+std::unique_ptr<PackedCopies> packed_copies(ffn::DType type, ffn::ThreadPool& pool) {
+  auto c = std::make_unique<PackedCopies>();
+  c->bytes = ffn::dtype_row_bytes(type, kIn) * kOut;
+  const int64_t copies = std::max<int64_t>(2, copies_for(c->bytes));
+  c->file.resize(c->bytes * copies);
+  const auto values = random_buffer(size_t(kIn * 64));
+  for (int64_t r = 0; r < kOut * copies; ++r)
+    ffn::encode_row(type, values.data() + (r % 64) * kIn, c->file.data() + r * (c->bytes / kOut), kIn);
+  for (int64_t i = 0; i < copies; ++i) {
+    c->mats.push_back({.type = type, .rows = kOut, .cols = kIn, .data = c->file.data() + i * c->bytes});
+    ffn::pack_row_tiles(c->mats.back(), &pool);
+  }
+  return c;
+}
+constexpr const char* kNotPacked = "packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16 and AVX-512 BF16";
+
 // One-token packed products with and without the tile kernels' software
 // prefetch (kernels/packed_quant.h), alternating call by call in one
 // process, so that the machine's drift hits both alike. Reports GB/s of
@@ -162,31 +189,21 @@ void BM_PackedPrefetch(benchmark::State& state) {
   const auto type = static_cast<ffn::DType>(state.range(0));
   const int threads = static_cast<int>(state.range(1));
   const int64_t distance = state.range(2);
-  const uint64_t bytes = ffn::dtype_row_bytes(type, kIn) * kOut;
-  const int64_t copies = std::max<int64_t>(2, copies_for(bytes));
-  ffn::AlignedVector<uint8_t> w(bytes * copies);
-  const auto values = random_buffer(size_t(kIn * 64));
-  for (int64_t r = 0; r < kOut * copies; ++r)
-    ffn::encode_row(type, values.data() + (r % 64) * kIn, w.data() + r * (bytes / kOut), kIn);
   ffn::ThreadPool pool(threads);
-  std::vector<ffn::WeightMatrix> mats;
-  for (int64_t c = 0; c < copies; ++c) {
-    mats.push_back({.type = type, .rows = kOut, .cols = kIn, .data = w.data() + c * bytes});
-    ffn::pack_row_tiles(mats.back(), &pool);
-  }
-  if (!mats[0].packed) {
-    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16 and AVX-512 BF16");
+  const auto w = packed_copies(type, pool);
+  if (!(*w)[0].packed) {
+    state.SkipWithError(kNotPacked);
     return;
   }
   const auto x = random_buffer(size_t(kIn));
   std::vector<float> y(static_cast<size_t>(kOut));
   const auto seconds = alternating_seconds(state, [&](int with, int64_t i) {
     ffn::override_packed_prefetch_bytes(with ? distance : 0);
-    ffn::matmul(mats[size_t(i % copies)], x.data(), 1, y.data(), pool);
+    ffn::matmul((*w)[i], x.data(), 1, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
   });
   ffn::override_packed_prefetch_bytes(-1);
-  const double gb = double(bytes) * double(state.iterations()) / 1e9;
+  const double gb = double(w->bytes) * double(state.iterations()) / 1e9;
   state.SetLabel(ffn::dtype_name(type));
   state.counters["none_GB/s"] = gb / seconds[0];
   state.counters["prefetch_GB/s"] = gb / seconds[1];
@@ -194,6 +211,47 @@ void BM_PackedPrefetch(benchmark::State& state) {
 }
 BENCHMARK(BM_PackedPrefetch)
     ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {1, 2}, {0, 1024, 2048}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Is the one-token packed product at the memory's rate? The product and a
+// plain read of the same packed bytes (sum_words, nothing computed, the
+// threads splitting it in halves), alternating call by call in one process.
+// The 1 GiB read probe (BM_ReadBandwidth, `ffn bench`) streams longer than
+// one matrix and is measured seconds apart, while this VM's bandwidth moves
+// by tens of percent within minutes; this ratio is immune to both. Reports
+// GB/s of each and their ratio (product / read). Args: weight type, threads.
+void BM_PackedVsRead(benchmark::State& state) {
+  const auto type = static_cast<ffn::DType>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  ffn::ThreadPool pool(threads);
+  const auto w = packed_copies(type, pool);
+  if (!(*w)[0].packed) {
+    state.SkipWithError(kNotPacked);
+    return;
+  }
+  const auto x = random_buffer(size_t(kIn));
+  std::vector<float> y(static_cast<size_t>(kOut));
+  std::vector<uint64_t> partial(static_cast<size_t>(threads));
+  const auto words = int64_t(w->bytes / 8);
+  const auto seconds = alternating_seconds(state, [&](int product, int64_t i) {
+    if (product) {
+      ffn::matmul((*w)[i], x.data(), 1, y.data(), pool);
+      benchmark::DoNotOptimize(y.data());
+      return;
+    }
+    const auto* base = reinterpret_cast<const uint64_t*>((*w)[i].packed);
+    pool.parallel_for(words, [&](int64_t b, int64_t e, int t) { partial[size_t(t)] = ffn::sum_words(base + b, e - b); });
+    benchmark::DoNotOptimize(partial.data());
+  });
+  const double gb = double(w->bytes) * double(state.iterations()) / 1e9;
+  state.SetLabel(ffn::dtype_name(type));
+  state.counters["read_GB/s"] = gb / seconds[0];
+  state.counters["product_GB/s"] = gb / seconds[1];
+  state.counters["ratio"] = seconds[0] / seconds[1];
+}
+BENCHMARK(BM_PackedVsRead)
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
