@@ -167,6 +167,21 @@ TEST(Bench, JsonLineHasTheDocumentedKeys) {
   for (const char* key : {"decode_attention_gb_s", "decode_ffn_gb_s", "decode_other_gb_s"})
     EXPECT_GT(j.at(key).get<double>(), 0.0) << key;
   EXPECT_EQ(j.at("amx").get<bool>(), amx_in_use());
+  EXPECT_FALSE(j.contains("vs_read")) << "only with --vs-read";
+}
+
+TEST(Bench, VsReadComparesEveryTokenWithAReadOfItsBytes) {
+  const auto r = test::run_command(test::ffn_binary() + " bench -m " + test::model_path("stories260K.gguf") +
+                                   " -p 4 -n 5 -r 3 -t 2 --json --vs-read");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("vs_read_tokens").get<int>(), 15);  // -n x -r
+  EXPECT_GT(j.at("vs_read").get<double>(), 0.0);
+  EXPECT_GT(j.at("vs_read_gb_s").get<double>(), 0.0);
+  const auto text = test::run_command(test::ffn_binary() + " bench -m " + test::model_path("stories260K.gguf") +
+                                      " -p 4 -n 5 -r 1 -t 1 --vs-read");
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("vs read          decode at "), std::string::npos) << text.out;
 }
 
 }  // namespace

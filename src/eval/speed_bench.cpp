@@ -38,18 +38,47 @@ std::vector<int32_t> random_prompt(const LlamaModel& model, int64_t n, uint64_t 
   return prompt;
 }
 
+// One greedy decode step: `token` in, the most likely next token out.
+int32_t decode_step(LlamaModel& model, KvCache& cache, Tensor& logits, int32_t token, ThreadPool& pool) {
+  model.forward(&token, 1, cache, logits, false, pool);
+  const float* row = logits.row(0);
+  return static_cast<int32_t>(std::max_element(row, row + model.config().vocab_size) - row);
+}
+
 // As llama-bench's tg: `n` tokens decoded greedily one at a time from an
 // empty context, starting at `first`. Seconds taken.
 double decode_run(LlamaModel& model, KvCache& cache, Tensor& logits, int32_t first, int64_t n, ThreadPool& pool) {
-  const int64_t vocab = model.config().vocab_size;
   cache.clear();
   Timer t;
   int32_t next = first;
-  for (int64_t i = 0; i < n; ++i) {
-    model.forward(&next, 1, cache, logits, false, pool);
-    next = static_cast<int32_t>(std::max_element(logits.row(0), logits.row(0) + vocab) - logits.row(0));
-  }
+  for (int64_t i = 0; i < n; ++i) next = decode_step(model, cache, logits, next, pool);
   return t.seconds();
+}
+
+// SpeedBenchResult::vs_read: runs of `n` tokens from an empty context, each
+// token followed by a read of `bytes` from the probe's buffer.
+void decode_against_read(LlamaModel& model, KvCache& cache, Tensor& logits, int32_t first, int64_t n, int runs,
+                         ReadBandwidthProbe& probe, uint64_t bytes, ThreadPool& pool, SpeedBenchResult& r) {
+  std::vector<double> ratio, read_gb_s;
+  const uint64_t words = std::max<uint64_t>(1, bytes / sizeof(uint64_t));
+  volatile uint64_t keep = 0;
+  for (int run = 0; run < runs; ++run) {
+    cache.clear();
+    int32_t next = first;
+    for (int64_t i = 0; i < n; ++i) {
+      Timer token;
+      next = decode_step(model, cache, logits, next, pool);
+      const double token_s = token.seconds();
+      Timer read;
+      keep = keep + probe.read_next(words);
+      const double read_s = read.seconds();
+      ratio.push_back(read_s / token_s);
+      read_gb_s.push_back(double(words * sizeof(uint64_t)) / read_s / 1e9);
+    }
+  }
+  r.vs_read_tokens = int64_t(ratio.size());
+  r.vs_read = median(ratio);
+  r.vs_read_gb_s = median(read_gb_s);
 }
 
 // Dropped / seen activations per site kind ("blk.3.ffn_mid" -> "ffn_mid"),
@@ -91,27 +120,52 @@ ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, uint64_t bytes)
   uint64_t* w = buf_->words();
   // Touch every page (and give the data a non-constant value) in parallel.
   pool.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) w[i] = uint64_t(i) * 0x9e3779b97f4a7c15ull;
+    for (int64_t i = b; i < e; ++i) w[i] = uint64_t(i) * kWordFactor;
   });
 }
 
 ReadBandwidthProbe::~ReadBandwidthProbe() = default;
 
-double ReadBandwidthProbe::measure(int reps) {
+uint64_t ReadBandwidthProbe::words() const { return buf_->n; }
+
+uint64_t ReadBandwidthProbe::sum_range(uint64_t first, uint64_t words) const {
   const uint64_t* w = buf_->words();
-  const size_t n = buf_->n;
-  std::vector<uint64_t> sink(static_cast<size_t>(pool_.size()));
+  const int64_t n = int64_t(buf_->n);
+  first %= uint64_t(n);
+  std::vector<uint64_t> sums(static_cast<size_t>(pool_.size()));
+  pool_.parallel_for(int64_t(words), [&](int64_t b, int64_t e, int thread) {
+    uint64_t s = 0;
+    for (int64_t i = b; i < e;) {
+      const int64_t at = (int64_t(first) + i) % n, len = std::min(e - i, n - at);
+      s += sum_words(w + at, len);
+      i += len;
+    }
+    sums[size_t(thread)] = s;
+  });
+  uint64_t total = 0;
+  for (uint64_t s : sums) total += s;
+  return total;
+}
+
+uint64_t ReadBandwidthProbe::read_next(uint64_t words) {
+  uint64_t sum = 0;
+  for (uint64_t done = 0; done < words;) {
+    const uint64_t pass = std::min(words - done, std::max<uint64_t>(1, buf_->n / 2));
+    sum += sum_range(next_, pass);
+    next_ = (next_ + pass) % buf_->n;
+    done += pass;
+  }
+  return sum;
+}
+
+double ReadBandwidthProbe::measure(int reps) {
   double best = 0;
+  volatile uint64_t keep = 0;
   for (int r = 0; r < reps; ++r) {
     Timer t;
-    pool_.parallel_for(int64_t(n), [&](int64_t b, int64_t e, int thread) {
-      sink[size_t(thread)] = sum_words(w + b, e - b);
-    });
-    best = std::max(best, double(n * sizeof(uint64_t)) / t.seconds() / 1e9);
+    keep = keep + sum_range(0, buf_->n);
+    best = std::max(best, double(buf_->n * sizeof(uint64_t)) / t.seconds() / 1e9);
   }
-  volatile uint64_t keep = 0;
-  for (uint64_t s : sink) keep = keep + s;
-  (void)keep;
   return best;
 }
 
@@ -197,6 +251,9 @@ SpeedBenchResult run_speed_bench(LlamaModel& model, ThreadPool& pool, const Spee
   }
   r.bandwidth_gb_s = median(bandwidth);
   r.bandwidth_fraction = median(fraction);
+  if (p.vs_read)
+    decode_against_read(model, cache, logits, prompt[0], p.decode_tokens, p.repetitions, *probe,
+                        r.weight_bytes_per_token, pool, r);
   return r;
 }
 

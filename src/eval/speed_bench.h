@@ -33,6 +33,10 @@ struct SpeedBenchParams {
   // The meter of an activation-sparse model (transform/sparsify.h): decode's
   // achieved sparsity and skipped weight bytes are measured through it.
   SparsityMeter* sparsity = nullptr;
+  // Also decode decode_tokens x repetitions more tokens, each followed by a
+  // plain read of its weight bytes from the bandwidth probe's buffer
+  // (SpeedBenchResult::vs_read).
+  bool vs_read = false;
 };
 
 struct SpeedBenchResult {
@@ -59,6 +63,15 @@ struct SpeedBenchResult {
   // "ffn_mid"), in the order the sites were registered.
   std::vector<std::pair<std::string, double>> site_sparsity;
   double peak_rss_mb = 0;
+  // With SpeedBenchParams::vs_read: the median over decoded tokens of (the
+  // seconds a plain read of weight_bytes_per_token took right after the
+  // token) / (the token's seconds), and the median read rate. Token and read
+  // are microseconds apart, so the machine's drift, which moves the
+  // bandwidth by tens of percent within minutes on a shared VM, hits both
+  // alike: 1.0 means decode reads its weights as fast as a plain read of the
+  // same bytes. (A sparse variant's bytes per token are its average.)
+  int64_t vs_read_tokens = 0;
+  double vs_read = 0, vs_read_gb_s = 0;
 };
 
 // Read bandwidth of this machine in GB/s: the best of `reps` passes summing a
@@ -70,9 +83,25 @@ class ReadBandwidthProbe {
   ReadBandwidthProbe(ThreadPool& pool, uint64_t bytes = 1ull << 30);
   ~ReadBandwidthProbe();
   double measure(int reps);
+  // Word i of the buffer holds i x kWordFactor (non-constant, so that no
+  // read can be elided).
+  static constexpr uint64_t kWordFactor = 0x9e3779b97f4a7c15ull;
+  // The sum of `words` 8-byte words of the buffer from word `first`,
+  // wrapping at its end, split over the pool's threads: a plain read,
+  // nothing else computed.
+  uint64_t sum_range(uint64_t first, uint64_t words) const;
+  // The sum of the next `words` words after those the last call read,
+  // wrapping: any number of bytes, read in passes of at most half the
+  // buffer, so that the threads' halves of a pass never share a word and a
+  // word is read again only after the rest of the buffer. (With one pass
+  // wrapping round a 1 GiB buffer, the second thread re-read what the first
+  // had read ~40 MB earlier, and a 2 GB read ran 1.3x faster than DRAM.)
+  uint64_t read_next(uint64_t words);
+  uint64_t words() const;
 
  private:
   ThreadPool& pool_;
+  uint64_t next_ = 0;  // read_next's position
   struct Buffer;
   std::unique_ptr<Buffer> buf_;
 };

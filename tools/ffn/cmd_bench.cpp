@@ -35,6 +35,9 @@ Command add_bench(CLI::App& app) {
   app.add_flag("--vs-dense", o->vs_dense,
                "also load the file without --sparsity/--moe-top-k and compare decode with it in alternating rounds "
                "(-r rounds of -n tokens each)");
+  app.add_flag("--vs-read", o->params.vs_read,
+               "also decode -n x -r more tokens, each followed by a plain read of its weight bytes, and report "
+               "decode's speed as a fraction of the read's (immune to the machine's drift)");
   o->run.add(app);
   return [o] {
     if (o->vs_dense && o->run.sparsity.spec.empty() && o->run.moe.top_k == 0)
@@ -77,12 +80,15 @@ Command add_bench(CLI::App& app) {
           "\"bandwidth_gb_s\":{:.3f},\"bandwidth_fraction\":{:.4f},\"decode_ffn_fraction\":{:.4f},"
           "\"decode_attention_fraction\":{:.4f},\"decode_other_fraction\":{:.4f},\"ffn_bytes_per_token\":{:.0f},"
           "\"attention_bytes_per_token\":{:.0f},\"other_bytes_per_token\":{:.0f},\"decode_ffn_gb_s\":{:.3f},"
-          "\"decode_attention_gb_s\":{:.3f},\"decode_other_gb_s\":{:.3f},\"amx\":{}{}{}{}}}\n",
+          "\"decode_attention_gb_s\":{:.3f},\"decode_other_gb_s\":{:.3f},\"amx\":{}{}{}{}{}}}\n",
           o->model, pool.size(), o->params.prefill_tokens, o->params.decode_tokens, r.prefill_tok_s, r.decode_tok_s,
           r.peak_rss_mb, r.weight_bytes_per_token, r.decode_gb_s, r.bandwidth_gb_s, fraction, r.decode_ffn_fraction,
           r.decode_attention_fraction, r.decode_other_fraction, r.bytes_per_token.ffn, r.bytes_per_token.attention,
           r.bytes_per_token.other, r.decode_gb_s_by_section.ffn, r.decode_gb_s_by_section.attention,
           r.decode_gb_s_by_section.other, amx.in_use,
+          r.vs_read_tokens ? fmt::format(",\"vs_read_tokens\":{},\"vs_read\":{:.4f},\"vs_read_gb_s\":{:.3f}",
+                                         r.vs_read_tokens, r.vs_read, r.vs_read_gb_s)
+                           : std::string(),
           meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.4f},\"dense_weight_bytes_per_token\":{},"
                               "\"site_sparsity\":{{{}}}",
                               run.sparsity_label, r.achieved_sparsity, r.dense_weight_bytes_per_token, sites_json)
@@ -131,6 +137,10 @@ Command add_bench(CLI::App& app) {
                r.decode_gb_s, r.bandwidth_gb_s);
     fmt::print("% of bandwidth   {:.0f}%  (median over repetitions, each against the bandwidth measured beside it)\n",
                100 * fraction);
+    if (r.vs_read_tokens)
+      fmt::print("vs read          decode at {:.2f} of a plain read of the same {:.1f} MiB, token by token (median "
+                 "of {} tokens, each followed by its read; the reads ran at {:.1f} GB/s)\n",
+                 r.vs_read, r.weight_bytes_per_token / 1048576.0, r.vs_read_tokens, r.vs_read_gb_s);
     if (vs)
       fmt::print("vs dense         decode {:.2f}x{}, FFN alone {:.2f}x{}, attention alone {:.2f}x{}; dense {:.2f} "
                  "tok/s against {:.2f} (medians of {} alternating rounds{})\n",
