@@ -82,12 +82,6 @@ void pack_tiles(const WeightMatrix& w, uint8_t* out, int64_t i0, int64_t i1) {
   }
 }
 
-FFN_VNNI_TARGET inline __m512i broadcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
-
 FFN_INTRINSICS_WARNINGS_OFF
 // NT tokens (t0..t0+NT) x one tile of 16 rows; `rows` of them are stored.
 // For each block: s[t] = -z * sum(x) + sum over the 8 groups k of
@@ -120,7 +114,7 @@ FFN_VNNI_TARGET void tile_packed(const uint8_t* tile, int64_t nb, const Quantize
     // s[t] += the 4-byte dot products of unsigned wk with x's bytes 4k..4k+3.
     auto group = [&](int k, __m512i wk) FFN_VNNI_TARGET {
       const typename Dot::Weights w = Dot::prepare(wk);
-      for (int t = 0; t < NT; ++t) s[t] = Dot::accumulate(s[t], w, broadcast4(xq[t] + 4 * k));
+      for (int t = 0; t < NT; ++t) s[t] = Dot::accumulate_broadcast(s[t], w, xq[t] + 4 * k);
     };
     if constexpr (T == DType::Q8_0) {
       for (int k = 0; k < 8; ++k) group(k, _mm512_loadu_si512(qv + 64 * k));
