@@ -13,11 +13,13 @@ llama_bench="$1"
 shift
 threads="${THREADS:-1 2}"
 P="${P:-128}" N="${N:-64}" R="${R:-3}"
-printf "| model | threads | ffn pp%s | llama.cpp pp%s | ratio | ffn tg%s | llama.cpp tg%s | ratio | ffn GB/s | %% of bandwidth |\n" "$P" "$P" "$N" "$N"
-printf "|---|---|---|---|---|---|---|---|---|---|\n"
+# Last column: ffn bench --vs-read, decode against a plain read of the same
+# bytes right after each token (immune to the machine's drift).
+printf "| model | threads | ffn pp%s | llama.cpp pp%s | ratio | ffn tg%s | llama.cpp tg%s | ratio | ffn GB/s | %% of bandwidth | vs read |\n" "$P" "$P" "$N" "$N"
+printf "|---|---|---|---|---|---|---|---|---|---|---|\n"
 for model in "$@"; do
   for t in $threads; do
-    ours=$(./build/ffn bench -m "$model" -t "$t" -p "$P" -n "$N" -r "$R" --json)
+    ours=$(./build/ffn bench -m "$model" -t "$t" -p "$P" -n "$N" -r "$R" --json --vs-read)
     theirs=$("$llama_bench" -m "$model" -t "$t" -p "$P" -n "$N" -r "$R" -o json 2>/dev/null)
     /usr/bin/python3 - "$model" "$t" "$ours" "$theirs" <<'PY'
 import json, os, sys
@@ -26,7 +28,7 @@ pp = next(r["avg_ts"] for r in theirs if r["n_prompt"] > 0)
 tg = next(r["avg_ts"] for r in theirs if r["n_gen"] > 0)
 print(f"| {os.path.basename(model)} | {t} | {ours['prefill_tok_s']:.1f} | {pp:.1f} | {ours['prefill_tok_s']/pp:.2f} | "
       f"{ours['decode_tok_s']:.2f} | {tg:.2f} | {ours['decode_tok_s']/tg:.2f} | {ours['decode_gb_s']:.1f} | "
-      f"{100*ours['bandwidth_fraction']:.0f}% of {ours['bandwidth_gb_s']:.1f} |")
+      f"{100*ours['bandwidth_fraction']:.0f}% of {ours['bandwidth_gb_s']:.1f} | {ours['vs_read']:.2f} |")
 PY
   done
 done
