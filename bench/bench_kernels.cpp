@@ -153,17 +153,28 @@ std::array<double, 2> alternating_seconds(benchmark::State& state, Call call) {
   return seconds;
 }
 
+// The counters of an A/B from alternating_seconds: each side's rate of
+// `per_call` units (GB, GFLOP) per call, named a_rate and b_rate, and their
+// ratio (B's speed over A's).
+void report_alternating(benchmark::State& state, const std::array<double, 2>& seconds, double per_call,
+                        const char* a_rate, const char* b_rate) {
+  const double total = per_call * double(state.iterations());
+  state.counters[a_rate] = total / seconds[0];
+  state.counters[b_rate] = total / seconds[1];
+  state.counters["ratio"] = seconds[0] / seconds[1];
+}
+
 // Copies of one kOut x kIn matrix of `type` in the packed tile layout
 // (kernels/packed_quant.h), enough of them to cycle through the working set
 // (at least 2, so that an A/B pair never reads the same copy twice in a
-// row). mats is empty of packed data where the CPU lacks the layout.
+// row). Null, with the benchmark skipped, where the CPU lacks the layout.
 struct PackedCopies {
   uint64_t bytes = 0;  // of one copy
   ffn::AlignedVector<uint8_t> file;  // the copies in their file layout
   std::vector<ffn::WeightMatrix> mats;
   const ffn::WeightMatrix& operator[](int64_t i) const { return mats[size_t(i % int64_t(mats.size()))]; }
 };
-std::unique_ptr<PackedCopies> packed_copies(ffn::DType type, ffn::ThreadPool& pool) {
+std::unique_ptr<PackedCopies> packed_copies(benchmark::State& state, ffn::DType type, ffn::ThreadPool& pool) {
   auto c = std::make_unique<PackedCopies>();
   c->bytes = ffn::dtype_row_bytes(type, kIn) * kOut;
   const int64_t copies = std::max<int64_t>(2, copies_for(c->bytes));
@@ -175,9 +186,12 @@ std::unique_ptr<PackedCopies> packed_copies(ffn::DType type, ffn::ThreadPool& po
     c->mats.push_back({.type = type, .rows = kOut, .cols = kIn, .data = c->file.data() + i * c->bytes});
     ffn::pack_row_tiles(c->mats.back(), &pool);
   }
+  if (!c->mats[0].packed) {
+    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16 and AVX-512 BF16");
+    return nullptr;
+  }
   return c;
 }
-constexpr const char* kNotPacked = "packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16 and AVX-512 BF16";
 
 // One-token packed products with and without the tile kernels' software
 // prefetch (kernels/packed_quant.h), alternating call by call in one
@@ -190,11 +204,8 @@ void BM_PackedPrefetch(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(1));
   const int64_t distance = state.range(2);
   ffn::ThreadPool pool(threads);
-  const auto w = packed_copies(type, pool);
-  if (!(*w)[0].packed) {
-    state.SkipWithError(kNotPacked);
-    return;
-  }
+  const auto w = packed_copies(state, type, pool);
+  if (!w) return;
   const auto x = random_buffer(size_t(kIn));
   std::vector<float> y(static_cast<size_t>(kOut));
   const auto seconds = alternating_seconds(state, [&](int with, int64_t i) {
@@ -203,11 +214,8 @@ void BM_PackedPrefetch(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   });
   ffn::override_packed_prefetch_bytes(-1);
-  const double gb = double(w->bytes) * double(state.iterations()) / 1e9;
   state.SetLabel(ffn::dtype_name(type));
-  state.counters["none_GB/s"] = gb / seconds[0];
-  state.counters["prefetch_GB/s"] = gb / seconds[1];
-  state.counters["ratio"] = seconds[0] / seconds[1];
+  report_alternating(state, seconds, double(w->bytes) / 1e9, "none_GB/s", "prefetch_GB/s");
 }
 BENCHMARK(BM_PackedPrefetch)
     ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {1, 2}, {0, 1024, 2048}})
@@ -225,11 +233,8 @@ void BM_PackedVsRead(benchmark::State& state) {
   const auto type = static_cast<ffn::DType>(state.range(0));
   const int threads = static_cast<int>(state.range(1));
   ffn::ThreadPool pool(threads);
-  const auto w = packed_copies(type, pool);
-  if (!(*w)[0].packed) {
-    state.SkipWithError(kNotPacked);
-    return;
-  }
+  const auto w = packed_copies(state, type, pool);
+  if (!w) return;
   const auto x = random_buffer(size_t(kIn));
   std::vector<float> y(static_cast<size_t>(kOut));
   std::vector<uint64_t> partial(static_cast<size_t>(threads));
@@ -241,14 +246,12 @@ void BM_PackedVsRead(benchmark::State& state) {
       return;
     }
     const auto* base = reinterpret_cast<const uint64_t*>((*w)[i].packed);
-    pool.parallel_for(words, [&](int64_t b, int64_t e, int t) { partial[size_t(t)] = ffn::sum_words(base + b, e - b); });
+    pool.parallel_for(words,
+                      [&](int64_t b, int64_t e, int t) { partial[size_t(t)] = ffn::sum_words(base + b, e - b); });
     benchmark::DoNotOptimize(partial.data());
   });
-  const double gb = double(w->bytes) * double(state.iterations()) / 1e9;
   state.SetLabel(ffn::dtype_name(type));
-  state.counters["read_GB/s"] = gb / seconds[0];
-  state.counters["product_GB/s"] = gb / seconds[1];
-  state.counters["ratio"] = seconds[0] / seconds[1];
+  report_alternating(state, seconds, double(w->bytes) / 1e9, "read_GB/s", "product_GB/s");
 }
 BENCHMARK(BM_PackedVsRead)
     ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {1, 2}})
@@ -284,11 +287,8 @@ void BM_PackedAmx(benchmark::State& state) {
     ffn::matmul_packed_rows(m, xa, n_tok, y.data(), kOut, 0, kOut, amx ? ffn::QuantPath::Amx : ffn::QuantPath::Vnni);
     benchmark::DoNotOptimize(y.data());
   });
-  const double gflop = 2.0 * double(n_tok * kIn * kOut) * double(state.iterations()) / 1e9;
   state.SetLabel(ffn::dtype_name(type));
-  state.counters["avx512_GFLOP/s"] = gflop / seconds[0];
-  state.counters["amx_GFLOP/s"] = gflop / seconds[1];
-  state.counters["ratio"] = seconds[0] / seconds[1];
+  report_alternating(state, seconds, 2.0 * double(n_tok * kIn * kOut) / 1e9, "avx512_GFLOP/s", "amx_GFLOP/s");
 }
 BENCHMARK(BM_PackedAmx)
     ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {16, 64, 128}})
@@ -441,11 +441,9 @@ void BM_SparseInputPrefetch(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   });
   ffn::override_sparse_input_prefetch_bytes(-1);
-  const double gb = double(layouts[0].row_bytes()) * double(n_active) * double(state.iterations()) / 1e9;
   state.SetLabel(ffn::dtype_name(type));
-  state.counters["default_GB/s"] = gb / seconds[0];
-  state.counters["distance_GB/s"] = gb / seconds[1];
-  state.counters["ratio"] = seconds[0] / seconds[1];
+  report_alternating(state, seconds, double(layouts[0].row_bytes()) * double(n_active) / 1e9, "default_GB/s",
+                     "distance_GB/s");
 }
 BENCHMARK(BM_SparseInputPrefetch)
     ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {0, 512, 1024, 2048, 3072}})
