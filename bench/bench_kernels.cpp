@@ -28,6 +28,7 @@
 #include "kernels/packed_bf16.h"
 #include "kernels/packed_quant.h"
 #include "kernels/matmul_quant.h"
+#include "kernels/group_prefetch.h"
 #include "kernels/sparse_input_q8.h"
 #include "kernels/sparse_matmul.h"
 #include "kernels/weight_matrix.h"
@@ -414,39 +415,47 @@ void sparse_bench(benchmark::State& state) {
 }
 void BM_SparseInput(benchmark::State& state) { sparse_bench<true>(state); }
 
-// The one-token VNNI input-sparse product (50% of W^T's rows active) at its
-// default prefetch distance and at `distance` (kernels/sparse_input_q8.h),
-// alternating call by call in one process, as BM_PackedPrefetch. Reports
-// GB/s of each and their ratio (distance / default). Args: weight type,
-// threads, distance in bytes (the default's own value is the control).
+// The one-token input-sparse product at its default prefetch distance and
+// at `groups` groups ahead (kernels/group_prefetch.h), alternating call by
+// call in one process, as BM_PackedPrefetch: Q8_0 and Q4_0 in the VNNI
+// layout (kernels/sparse_input_q8.h), BF16 as stored. Reports GB/s of each
+// and their ratio (groups / default). Args: weight type, threads, density
+// (% of W^T's rows active), groups (the default's own value is the control).
 void BM_SparseInputPrefetch(benchmark::State& state) {
   const auto type = static_cast<ffn::DType>(state.range(0));
   const int threads = static_cast<int>(state.range(1));
-  const int64_t distance = state.range(2);
-  if (!ffn::cpu_has_avx512bw()) {
+  const int groups = static_cast<int>(state.range(3));
+  const bool relaid = type == ffn::DType::Q8_0 || type == ffn::DType::Q4_0;
+  if (relaid && !ffn::cpu_has_avx512bw()) {
     state.SkipWithError("the VNNI input-sparse layout needs AVX-512 BW");
     return;
   }
   const SparseWeights& sw = sparse_weights(type);
-  const std::vector<ffn::WeightMatrix>& layouts = sparse_input_layouts(sw);
-  const auto sets = active_sets(kOut, 50);
+  const std::vector<ffn::WeightMatrix>* layouts = relaid ? &sparse_input_layouts(sw) : nullptr;
+  auto matrix = [&](int64_t i) {
+    if (layouts) return (*layouts)[size_t(i % sw.copies)];
+    return ffn::WeightMatrix{.type = type, .rows = kOut, .cols = kIn, .data = sw.w.get() + (i % sw.copies) * sw.bytes};
+  };
+  const auto sets = active_sets(kOut, state.range(2));
   const int64_t n_active = int64_t(sets[0].size());
   const auto x = random_buffer(size_t(n_active));
   std::vector<float> y(static_cast<size_t>(kIn));
   ffn::ThreadPool pool(threads);
   const auto seconds = alternating_seconds(state, [&](int candidate, int64_t i) {
-    ffn::override_sparse_input_prefetch_bytes(candidate ? distance : -1);
-    ffn::matmul_sparse_input(layouts[size_t(i % sw.copies)], x.data(), 1, sets[size_t(i) % sets.size()].data(),
-                             n_active, y.data(), pool);
+    ffn::override_prefetch_groups(candidate ? groups : -1);
+    ffn::matmul_sparse_input(matrix(i), x.data(), 1, sets[size_t(i) % sets.size()].data(), n_active, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
   });
-  ffn::override_sparse_input_prefetch_bytes(-1);
+  ffn::override_prefetch_groups(-1);
   state.SetLabel(ffn::dtype_name(type));
-  report_alternating(state, seconds, double(layouts[0].row_bytes()) * double(n_active) / 1e9, "default_GB/s",
-                     "distance_GB/s");
+  report_alternating(state, seconds, double(matrix(0).row_bytes()) * double(n_active) / 1e9, "default_GB/s",
+                     "groups_GB/s");
 }
 BENCHMARK(BM_SparseInputPrefetch)
-    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {0, 512, 1024, 2048, 3072}})
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)},
+                   {1, 2},
+                   {50, 80},
+                   {0, 1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 void BM_GatherRows(benchmark::State& state) { sparse_bench<false>(state); }

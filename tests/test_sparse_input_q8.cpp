@@ -27,6 +27,7 @@
 #include "core/half.h"
 #include "core/thread_pool.h"
 #include "kernels/convert.h"
+#include "kernels/group_prefetch.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/sparse_input_q8.h"
@@ -176,32 +177,33 @@ TEST(SparseInputQ8, MatchesEmulationAndExactProduct) {
               ASSERT_NO_FATAL_FAILURE(check(type, n_in, n_out, n_tok, count, *pool));
 }
 
-// The prefetch distance (sparse_input_prefetch_bytes; BM_SparseInputPrefetch
+// The prefetch distance (prefetch_groups; BM_SparseInputPrefetch
 // overrides it) only moves prefetches: one-token products are bit for bit
-// the same at none, the default and a distance past every row's end (rows
-// of 640 outputs are 704 bytes in Q8_0, 384 in Q4_0: the prefetches go to
-// the next group's rows).
+// the same with none, the default, two groups and a distance past the
+// list's end (200 rows are 25 groups), also on rows that are not whole
+// cache lines (192 outputs in Q4_0: 160 bytes).
 TEST(SparseInputQ8, PrefetchDistanceDoesNotChangeProducts) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   ThreadPool pool(2);
-  for (DType type : {DType::Q8_0, DType::Q4_0}) {
-    const Q8Matrix m = random_q8(333, 640, 31, type);
-    const WeightMatrix packed = packed_for_sparse_input(m.w);
-    ASSERT_NE(packed.packed, nullptr);
-    const auto active = test::random_subset(333, 200, 32);
-    const auto x = test::random_floats(200, 33);
-    std::vector<std::vector<float>> y;
-    for (int64_t distance : {int64_t(-1), int64_t(0), int64_t(2048)}) {
-      override_sparse_input_prefetch_bytes(distance);
-      y.emplace_back(640, NAN);
-      matmul_sparse_input(packed, x.data(), 1, active.data(), 200, y.back().data(), pool);
+  for (DType type : {DType::Q8_0, DType::Q4_0})
+    for (int64_t n_out : {int64_t(640), int64_t(192)}) {
+      const Q8Matrix m = random_q8(333, n_out, 31, type);
+      const WeightMatrix packed = packed_for_sparse_input(m.w);
+      ASSERT_NE(packed.packed, nullptr);
+      const auto active = test::random_subset(333, 200, 32);
+      const auto x = test::random_floats(200, 33);
+      std::vector<std::vector<float>> y;
+      for (int groups : {-1, 0, 2, 40}) {
+        override_prefetch_groups(groups);
+        y.emplace_back(size_t(n_out), NAN);
+        matmul_sparse_input(packed, x.data(), 1, active.data(), 200, y.back().data(), pool);
+      }
+      override_prefetch_groups(-1);
+      EXPECT_EQ(prefetch_groups(8 * 2176), 1);
+      EXPECT_EQ(prefetch_groups(8 * 1152), 2);
+      for (size_t i = 1; i < y.size(); ++i) EXPECT_EQ(y[0], y[i]) << dtype_name(type) << " " << n_out << " " << i;
+      EXPECT_FALSE(std::isnan(y[0][size_t(n_out - 1)])) << dtype_name(type);
     }
-    override_sparse_input_prefetch_bytes(-1);
-    EXPECT_EQ(sparse_input_prefetch_bytes(), 1024);
-    EXPECT_EQ(y[0], y[1]) << dtype_name(type);
-    EXPECT_EQ(y[0], y[2]) << dtype_name(type);
-    EXPECT_FALSE(std::isnan(y[0][639])) << dtype_name(type);
-  }
 }
 
 TEST(SparseInputQ8, PacksQ8AndQ4WithWholeChunks) {

@@ -9,7 +9,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <type_traits>
@@ -19,6 +18,7 @@
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "kernels/byte_dot.h"
+#include "kernels/group_prefetch.h"
 #include "kernels/convert.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/packed_quant.h"
@@ -188,22 +188,13 @@ FFN_VNNI_TARGET inline void load_quad(const uint8_t* const* w, int64_t off, __m5
 
 // One group's 4Q rows over a tile of `width` columns, into
 // y[t * y_stride + c] (y at the tile's first column). w: the rows' quant
-// bytes at the tile. kOne (decode): also prefetch `prefetch` bytes ahead in
-// each row stream (row_start: the rows' starts, next: the next group's,
-// stride: row bytes; a row's quant bytes begin `first` bytes after its start).
-template <DType T, bool kVnni, int Q, bool kOne>
-FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, const uint8_t* const* row_start,
-                                const uint8_t* const* next, int64_t stride, int64_t first, int64_t prefetch,
-                                int64_t width, int64_t tokens, const int32_t* act, const float* scale, int64_t nbp,
-                                float* y, int64_t y_stride) {
+// bytes at the tile. Each chunk step also issues its share of `later`.
+template <DType T, bool kVnni, int Q>
+FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, GroupPrefetch<4 * Q>& later, int64_t width, int64_t tokens,
+                                const int32_t* act, const float* scale, int64_t nbp, float* y, int64_t y_stride) {
+  const int64_t share = later.share(width / kChunk);
   for (int64_t c = 0; c < width; c += kChunk) {
-    if constexpr (kOne) {
-      const int64_t pos = first + chunk_offset<T>(c), ahead = pos + prefetch;
-      for (int r = 0; r < 4 * Q; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(ahead < stride ? row_start[r] + ahead
-                                                                  : next[r] + std::min(ahead - stride, pos)),
-                     _MM_HINT_T0);
-    }
+    later.issue(share);
     using Dot = ByteDot<T, kVnni>;
     typename Dot::Weights u[Q][4];
     for (int h = 0; h < Q; ++h) {
@@ -233,8 +224,12 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
                              int64_t c1) {
   constexpr int R = 4 * Q;
   const int64_t stride = int64_t(sparse_input_row_stride(T, wt.cols)), first = int64_t(scale_bytes(wt.cols));
-  const int64_t prefetch = sparse_input_prefetch_bytes();
   const bool one = n_tok == 1;
+  // One token reads each row once, whole, so its rows are prefetched
+  // (kernels/group_prefetch.h) `ahead` groups before they are used. Several tokens
+  // reuse each row's tile for a block of tokens and re-read the rows tile by
+  // tile: the hardware prefetchers follow that.
+  const int64_t ahead = one ? prefetch_groups(R * stride) : 0;
   const int64_t tile = one ? c1 - c0 : kTileColumns, token_block = one ? 1 : kTokenBlock;
   const int64_t nbp_max = (tile / kQuantBlock + 15) / 16 * 16;
   thread_local AlignedVector<int32_t> act;
@@ -245,6 +240,18 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
   auto row_start = [&](int64_t k) {
     return wt.packed + uint64_t(active[std::min(k, n_active - 1)]) * uint64_t(stride);
   };
+  // The starts of the group of rows k .. k + R - 1 (the last row repeated
+  // past the list's end: padding rows, x = 0).
+  auto group_rows = [&](int64_t k, const uint8_t** rows) {
+    for (int r = 0; r < R; ++r) rows[r] = row_start(k + r);
+  };
+  GroupPrefetch<R> later;
+  for (int64_t g = 0; g < ahead && g * R < n_active; ++g) {  // the first groups at once
+    const uint8_t* rows[R];
+    group_rows(g * R, rows);
+    later.start(rows, stride);
+    later.issue(later.share(1));
+  }
   for (int64_t t0 = 0; t0 < n_tok; t0 += token_block) {
     const int64_t tokens = std::min(token_block, n_tok - t0);
     float* yb = y + t0 * y_stride;
@@ -253,46 +260,38 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
       for (int64_t t = 0; t < tokens; ++t) std::fill(yb + t * y_stride + ct, yb + t * y_stride + ct + width, 0.0f);
       std::fill(bias.begin(), bias.begin() + tokens * nbp, 0.0f);
       for (int64_t k = 0; k < n_active; k += R) {
-        const uint8_t *start[R], *next[R], *w[R];
+        const uint8_t *start[R], *w[R];
         const uint16_t* scales[R];
+        group_rows(k, start);
         for (int r = 0; r < R; ++r) {
-          start[r] = row_start(k + r);
-          next[r] = row_start(k + R + r);
           scales[r] = reinterpret_cast<const uint16_t*>(start[r]) + ct / kQuantBlock;
           w[r] = start[r] + first + chunk_offset<T>(ct);
+        }
+        if (ahead > 0 && k + ahead * R < n_active) {
+          const uint8_t* rows[R];
+          group_rows(k + ahead * R, rows);
+          later.start(rows, stride);
         }
         const int valid = int(std::min<int64_t>(R, n_active - k));
         prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb,
                                                    nbp, act.data(), scale.data(), bias.data());
-        if (one)
-          group_tile<T, kVnni, Q, true>(w, start, next, stride, first, prefetch, width, 1, act.data(), scale.data(),
-                                        nbp, yb + ct, y_stride);
-        else
-          group_tile<T, kVnni, Q, false>(w, start, next, stride, first, 0, width, tokens, act.data(),
-                                         scale.data(), nbp, yb + ct, y_stride);
+        group_tile<T, kVnni, Q>(w, later, width, tokens, act.data(), scale.data(), nbp, yb + ct, y_stride);
       }
+      // The zero point's term, one value per block of 32 outputs.
       for (int64_t t = 0; t < tokens; ++t) {
         float* yt = yb + t * y_stride + ct;
-        for (int64_t c = 0; c < width; ++c) yt[c] += bias[size_t(t * nbp + c / kQuantBlock)];
+        const float* bt = bias.data() + t * nbp;
+        for (int64_t c = 0; c < width; c += kQuantBlock) {
+          const __m512 d = _mm512_set1_ps(bt[c / kQuantBlock]);
+          _mm512_storeu_ps(yt + c, _mm512_add_ps(_mm512_loadu_ps(yt + c), d));
+          _mm512_storeu_ps(yt + c + 16, _mm512_add_ps(_mm512_loadu_ps(yt + c + 16), d));
+        }
       }
     }
   }
 }
 
-// The prefetch distance unless overridden (measurements: sparse_input_q8.h).
-constexpr int64_t kDefaultPrefetchBytes = 1024;
-std::atomic<int64_t> prefetch_override{-1};
-
 }  // namespace
-
-int64_t sparse_input_prefetch_bytes() {
-  const int64_t forced = prefetch_override.load(std::memory_order_relaxed);
-  return forced >= 0 ? forced : kDefaultPrefetchBytes;
-}
-
-void override_sparse_input_prefetch_bytes(int64_t bytes) {
-  prefetch_override.store(bytes, std::memory_order_relaxed);
-}
 
 uint64_t sparse_input_row_stride(DType type, int64_t n_out) { return scale_bytes(n_out) + quant_bytes(type, n_out); }
 uint64_t sparse_input_scale_bytes(int64_t n_out) { return scale_bytes(n_out); }

@@ -80,23 +80,7 @@ bool can_pack_transposed_for_sparse_input(std::initializer_list<const WeightMatr
 WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts,
                                                 ThreadPool* pool = nullptr);
 
-// One token streams each active row whole (8 rows at a time), and the
-// rows are scattered, so the hardware prefetchers restart at every one: the
-// kernel prefetches this many bytes ahead along each row (continuing into
-// the next group's rows past a row's end). 0 prefetches the current
-// position, in effect none. 1 KiB on every CPU so far: two distances
-// alternating call by call, as a ratio to 1 KiB, 1 and 2 threads:
-//  - Intel Xeon VM (family 6 model 207), BM_SparseInputPrefetch, Q8_0 and
-//    Q4_0: none 0.70-0.87x, 512 B 0.99-1.05x, 2 KiB 0.89-0.93x, 3 KiB
-//    0.83-0.96x (1 KiB against itself 0.96-1.02x);
-//  - AMD Zen 5 VM, the same comparison in an earlier throwaway benchmark,
-//    Q8_0: none 0.63-0.65x, 512 B 0.93x, 1.5 KiB 1.01x, 2 KiB 0.91x.
-int64_t sparse_input_prefetch_bytes();
-
-// Makes sparse_input_prefetch_bytes return `bytes` from now on (-1: back
-// to the default). For benchmarks that compare distances in one process
-// (BM_SparseInputPrefetch); not for use while products run on other threads.
-void override_sparse_input_prefetch_bytes(int64_t bytes);
+// One token prefetches its rows a few groups ahead (kernels/group_prefetch.h).
 
 // Bytes of one row of the layout for weights of `type` (Q8_0 or Q4_0), and
 // of its leading block scales (where the quant bytes start).
