@@ -21,6 +21,7 @@
 #include "hwy/targets.h"
 #include "kernels/convert.h"
 #include "kernels/matmul_quant.h"
+#include "kernels/sparse_input_q8.h"
 #include "kernels/sparse_matmul.h"
 #include "kernels/weight_matrix.h"
 #include "test_util.h"
@@ -181,6 +182,27 @@ TEST(SparseKernels, SparseInputMatchesReference) {
           ASSERT_NO_FATAL_FAILURE(check_sparse_input(type, shape[0], shape[1], n_tok, count, {&pool1, &pool3}));
     // More tokens than one token block (64).
     ASSERT_NO_FATAL_FAILURE(check_sparse_input(type, 45, shapes[0][1], 67, 17, {&pool1, &pool3}));
+  }
+}
+
+// One token on several threads: partial sums over shares of the active
+// list, added in a fixed order, so repeated products are bit for bit the
+// same (a split that moved work between threads from call to call would
+// change the rounding): BF16 through the Highway kernel, Q8_0 through the
+// VNNI layout where the CPU has it.
+TEST(SparseKernels, OneTokenSparseInputIsTheSameOnEveryCall) {
+  ThreadPool pool(3);
+  for (DType type : {DType::BF16, DType::Q8_0}) {
+    const TestMatrix m = random_matrix(type, 2001, 640, 41);
+    const WeightMatrix w = type == DType::Q8_0 ? packed_for_sparse_input(m.w) : m.w;
+    const auto active = test::random_subset(2001, 1201, 42);
+    const auto x = normal_floats(1201, 43);
+    std::vector<float> first(640), y(640);
+    matmul_sparse_input(w, x.data(), 1, active.data(), 1201, first.data(), pool);
+    for (int call = 0; call < 40; ++call) {
+      matmul_sparse_input(w, x.data(), 1, active.data(), 1201, y.data(), pool);
+      ASSERT_EQ(y, first) << dtype_name(type) << " call " << call;
+    }
   }
 }
 

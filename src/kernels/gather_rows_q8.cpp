@@ -9,6 +9,7 @@
 
 #include "core/aligned_buffer.h"
 #include "kernels/byte_dot.h"
+#include "kernels/group_prefetch.h"
 #include "kernels/intrinsics_warnings.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/quant_blocks.h"
@@ -24,12 +25,9 @@ namespace {
 
 constexpr int64_t kChunk = kRelaidChunk;  // weights per vector: two blocks
 // List entries per unit of work: one tile of 8 rows for one token (8 row
-// streams in flight, as the input-sparse kernel keeps).
-constexpr int64_t kUnitRows = 8;
-// Prefetch distance along each row, spilling into the next unit's rows near
-// a row's end (as kernels/sparse_input_q8.cpp, measured there on the same
-// rows).
-constexpr int64_t kPrefetchBytes = 1024;
+// streams in flight, as the input-sparse kernel keeps). Units ahead are
+// prefetched as one stream (kernels/group_prefetch.h).
+constexpr int kUnitRows = 8;
 
 // Lane l of a chunk's dot products belongs to block (l >> 1) & 1 of the
 // chunk (gather_rows_q8.h): the lanes 2, 3, 6, 7, ... take the second.
@@ -75,10 +73,11 @@ FFN_VNNI_TARGET void prepare(const float* x, int64_t n_tok, int64_t cols, Prepar
 
 // NR listed rows (row[r]: the row's start; the first `valid` are wanted,
 // the rest repeat the last) x NT tokens from t0, into y[t * y_stride + r].
-// next[r]: the rows after this tile's, for the prefetch past a row's end.
+// Each chunk step also issues its share of `later` (a unit ahead).
 template <DType T, bool kVnni, int NR, int NT>
-FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next, int valid, int64_t stride,
-                          int64_t first, const PreparedX& p, int64_t t0, float* y, int64_t y_stride) {
+FFN_VNNI_TARGET void tile(const uint8_t* const* row, GroupPrefetch<kUnitRows>& later, int valid, int64_t first,
+                          const PreparedX& p, int64_t t0, float* y, int64_t y_stride) {
+  const int64_t share = later.share(p.chunks);
   using Dot = ByteDot<T, kVnni>;
   __m512 acc[NT][NR];
   for (int t = 0; t < NT; ++t)
@@ -93,11 +92,8 @@ FFN_VNNI_TARGET void tile(const uint8_t* const* row, const uint8_t* const* next,
       dw[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(in_row, reinterpret_cast<const uint16_t*>(row[r]) + b0));
     const int64_t n_chunks = std::min<int64_t>(8, p.chunks - g);
     for (int64_t j = 0; j < n_chunks; ++j) {
-      const int64_t c = g + j, pos = first + c * relaid_chunk_bytes<T>(), ahead = pos + kPrefetchBytes;
-      for (int r = 0; r < NR; ++r)
-        _mm_prefetch(reinterpret_cast<const char*>(ahead < stride ? row[r] + ahead
-                                                                  : next[r] + std::min(ahead - stride, pos)),
-                     _MM_HINT_T0);
+      const int64_t c = g + j, pos = first + c * relaid_chunk_bytes<T>();
+      later.issue(share);
       const __m512i pick = _mm512_add_epi32(_mm512_set1_epi32(int(2 * j)), lane_block);
       __m512i xq[NT];
       __m512 xs[NT];
@@ -146,25 +142,31 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
   const int64_t stride = int64_t(sparse_input_row_stride(w.type, w.cols));
   const int64_t first = int64_t(sparse_input_scale_bytes(w.cols));
   auto row_at = [&](int64_t i) { return w.packed + uint64_t(rows[std::min(i, n_rows - 1)]) * uint64_t(stride); };
+  const int64_t ahead = prefetch_groups(kUnitRows * stride);  // in units
+  // The stream over the unit of list entries from i (the last entry
+  // repeated past the list's end).
+  auto start_unit = [&](GroupPrefetch<kUnitRows>& later, int64_t i) {
+    const uint8_t* unit_rows[kUnitRows];
+    for (int r = 0; r < kUnitRows; ++r) unit_rows[r] = row_at(i + r);
+    later.start(unit_rows, stride);
+  };
   // List entries [i0, i0 + n), n <= 8, every token: 4 tokens x 4 rows per
   // tile while 4 tokens remain (each row's bytes serve 4 tokens), then 8
   // rows per tile for each remaining token.
   auto unit = [&](int64_t i0, int64_t n) {
-    const uint8_t *row[kUnitRows], *next[kUnitRows];
-    for (int64_t r = 0; r < kUnitRows; ++r) {
-      row[r] = row_at(i0 + std::min(r, n - 1));
-      next[r] = row_at(i0 + kUnitRows + r);
-    }
+    const uint8_t* row[kUnitRows];
+    for (int64_t r = 0; r < kUnitRows; ++r) row[r] = row_at(i0 + std::min(r, n - 1));
+    GroupPrefetch<kUnitRows> later;
+    if (ahead > 0 && i0 + ahead * kUnitRows < n_rows) start_unit(later, i0 + ahead * kUnitRows);
     auto tiles = [&](auto type_tag, auto vnni_tag) {
       constexpr DType T = decltype(type_tag)::value;
       constexpr bool kVnni = decltype(vnni_tag)::value;
       int64_t t = 0;
       for (; t + 4 <= n_tok; t += 4)
         for (int64_t h = 0; h < n; h += 4)
-          tile<T, kVnni, 4, 4>(row + h, next + h, int(std::min<int64_t>(4, n - h)), stride, first, p, t,
+          tile<T, kVnni, 4, 4>(row + h, later, int(std::min<int64_t>(4, n - h)), first, p, t,
                                y + t * n_rows + i0 + h, n_rows);
-      for (; t < n_tok; ++t)
-        tile<T, kVnni, 8, 1>(row, next, int(n), stride, first, p, t, y + t * n_rows + i0, n_rows);
+      for (; t < n_tok; ++t) tile<T, kVnni, 8, 1>(row, later, int(n), first, p, t, y + t * n_rows + i0, n_rows);
     };
     using Q8 = std::integral_constant<DType, DType::Q8_0>;
     using Q4 = std::integral_constant<DType, DType::Q4_0>;
@@ -176,7 +178,12 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
   // The threads' split of the list as for every gather (pieces of 64
   // entries, a multiple of the unit).
   for_each_list_piece(n_rows, n_tok * w.cols, pool, [&](int64_t b, int64_t e) {
-    for (int64_t i0 = b; i0 < e; i0 += kUnitRows) unit(i0, std::min(kUnitRows, e - i0));
+    for (int64_t u = 0; u < ahead && b + u * kUnitRows < e; ++u) {  // the piece's first units at once
+      GroupPrefetch<kUnitRows> first_units;
+      start_unit(first_units, b + u * kUnitRows);
+      first_units.issue(first_units.share(1));
+    }
+    for (int64_t i0 = b; i0 < e; i0 += kUnitRows) unit(i0, std::min<int64_t>(kUnitRows, e - i0));
   });
 }
 

@@ -22,6 +22,7 @@
 #include "core/half.h"
 #include "core/thread_pool.h"
 #include "kernels/convert.h"
+#include "kernels/group_prefetch.h"
 #include "kernels/matmul.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -34,10 +35,11 @@ using DF = hn::ScalableTag<float>;
 
 // NT tokens x NR rows (w[r]: row r's first element; the rows need not be
 // adjacent); two accumulator sets (even / odd vectors) hide the FMA latency
-// when NT * NR is small. When `ahead` is set (ahead[r]: the row a gather
-// reads after row r), the rows' next bytes are prefetched as they are read.
+// when NT * NR is small. A gather passes `later` (the rows a group or more
+// ahead, kernels/group_prefetch.h) and the tile issues an equal share of
+// it at every step.
 template <int NT, int NR, typename WT>
-void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* const* w, const WT* const* ahead,
+void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* const* w, GroupPrefetch<NR>* later,
           float* HWY_RESTRICT y, int64_t y_stride, int64_t n_rows) {
   const DF d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -54,28 +56,10 @@ void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* const* w, const W
       for (int r = 0; r < NR; ++r) a[t][r] = hn::MulAdd(xv, wv[r], a[t][r]);
     }
   };
-  constexpr int64_t kLine = 64;
-  const int64_t step_bytes = 2 * N * static_cast<int64_t>(sizeof(WT));
-  // What a gather prefetches with byte `at` of row r. Rows of up to 4 KiB
-  // (F16/BF16 rows of 2048): kInRowAhead further along the row, continuing
-  // into the next listed row past its end. Longer rows (F32): the next
-  // listed row at the same offset. Measured on BM_GatherRows/*/50 (1 and 2
-  // threads, alternating builds, 3 rounds): F16 and BF16 +10-25% with the
-  // in-row distance; F32 -10-20% with it.
-  constexpr int64_t kInRowAhead = 2048;
-  const int64_t row_bytes = n_in * static_cast<int64_t>(sizeof(WT));
-  const bool short_rows = row_bytes <= 4096;
-  auto bytes = [](const WT* p) { return reinterpret_cast<const uint8_t*>(p); };
+  const int64_t share = later ? later->share(n_in / (2 * N)) : 0;
   int64_t i = 0;
   for (; i + 2 * N <= n_in; i += 2 * N) {
-    if (ahead)
-      for (int r = 0; r < NR; ++r)
-        for (int64_t b = 0; b < step_bytes; b += kLine) {
-          const int64_t at = i * int64_t(sizeof(WT)) + b;
-          hwy::Prefetch(short_rows ? (at + kInRowAhead < row_bytes ? bytes(w[r]) + at + kInRowAhead
-                                                                   : bytes(ahead[r]) + (at + kInRowAhead - row_bytes))
-                                   : bytes(ahead[r]) + at);
-        }
+    if (later) later->issue(share);
     step(i, acc[0]);
     step(i + N, acc[1]);
   }
@@ -100,11 +84,11 @@ void TokenBlock(const float* x, int64_t n_in, const WT* w, float* y, int64_t n_o
   const WT* rows[NR];
   for (; r + NR <= r1; r += NR) {
     for (int k = 0; k < NR; ++k) rows[k] = w + (r + k) * n_in;
-    Tile<NT, NR, WT>(x, n_in, rows, nullptr, y + r, n_out, NR);
+    Tile<NT, NR, WT>(x, n_in, rows, static_cast<GroupPrefetch<NR>*>(nullptr), y + r, n_out, NR);
   }
   for (; r < r1; ++r) {
     const WT* one[1] = {w + r * n_in};
-    Tile<NT, 1, WT>(x, n_in, one, nullptr, y + r, n_out, 1);
+    Tile<NT, 1, WT>(x, n_in, one, static_cast<GroupPrefetch<1>*>(nullptr), y + r, n_out, 1);
   }
 }
 
@@ -127,28 +111,40 @@ void MatmulRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, int64_
 
 // Listed rows (rows[i] of w) for all tokens, into y[t * y_stride + i]. The
 // rows are scattered, so the hardware prefetcher restarts at each one: one
-// token takes 8 rows per tile (8 streams in flight) and prefetches the next
-// 8 alongside; batches take 4 tokens x 4 rows per tile over L2-sized blocks
-// of the list, as MatmulRows does.
+// token takes 8 rows per tile (8 streams in flight) and prefetches groups
+// of 8 ahead as one stream (kernels/group_prefetch.h); batches take 4
+// tokens x 4 rows per tile over L2-sized blocks of the list, as MatmulRows
+// does.
 template <typename WT>
 void GatherRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, const int32_t* list, int64_t n,
                 float* y, int64_t y_stride) {
   auto row = [&](int64_t i) { return w + int64_t(list[i]) * n_in; };
+  const int64_t row_bytes = n_in * int64_t(sizeof(WT));
   auto over = [&](auto nt_tag, auto nr_tag, int64_t t, int64_t b, int64_t e) HWY_ATTR {
     constexpr int NT = decltype(nt_tag)::value, NR = decltype(nr_tag)::value;
+    const int64_t ahead = NT == 1 ? prefetch_groups(NR * row_bytes) : 0;
+    auto start_group = [&](GroupPrefetch<NR>& later, int64_t i) {
+      const uint8_t* starts[NR];
+      for (int r = 0; r < NR; ++r) starts[r] = reinterpret_cast<const uint8_t*>(row(std::min(e - 1, i + r)));
+      later.start(starts, row_bytes);
+    };
+    for (int64_t g = 0; g < ahead && b + g * NR < e; ++g) {  // the first groups at once
+      GroupPrefetch<NR> first;
+      start_group(first, b + g * NR);
+      first.issue(first.share(1));
+    }
     const WT* rows[NR];
-    const WT* ahead[NR];
     int64_t i = b;
     for (; i + NR <= e; i += NR) {
-      for (int r = 0; r < NR; ++r) {
-        rows[r] = row(i + r);
-        ahead[r] = row(std::min(e - 1, i + NR + r));
-      }
-      Tile<NT, NR, WT>(x + t * n_in, n_in, rows, NT == 1 ? ahead : nullptr, y + t * y_stride + i, y_stride, NR);
+      for (int r = 0; r < NR; ++r) rows[r] = row(i + r);
+      GroupPrefetch<NR> later;
+      if (ahead > 0 && i + ahead * NR < e) start_group(later, i + ahead * NR);
+      Tile<NT, NR, WT>(x + t * n_in, n_in, rows, NT == 1 ? &later : nullptr, y + t * y_stride + i, y_stride, NR);
     }
     for (; i < e; ++i) {
       const WT* one[1] = {row(i)};
-      Tile<NT, 1, WT>(x + t * n_in, n_in, one, nullptr, y + t * y_stride + i, y_stride, 1);
+      Tile<NT, 1, WT>(x + t * n_in, n_in, one, static_cast<GroupPrefetch<1>*>(nullptr), y + t * y_stride + i,
+                      y_stride, 1);
     }
   };
   using One = std::integral_constant<int, 1>;

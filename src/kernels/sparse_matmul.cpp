@@ -37,6 +37,7 @@
 #include "core/stream_split.h"
 #include "core/thread_pool.h"
 #include "kernels/convert.h"
+#include "kernels/group_prefetch.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/quant_blocks.h"
@@ -50,13 +51,15 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 
-// Software prefetch distance in bytes along each streamed row. The active
-// rows are scattered, so the hardware prefetchers lose the stream at every
-// row (and every 4 KiB page) and restart; prefetching a fixed distance
-// ahead in each of the current rows, then into the next group's rows as the
-// current ones end, keeps ~NR * 2 KiB in flight across those jumps.
-// (One core of the AMD EPYC here, 50% density: 1 KiB ahead was up to ~15%
-// slower for F16 and Q8_0, 3 or 4 KiB no better; noisy machine, best of 3.)
+// Several tokens: software prefetch distance in bytes along each row
+// segment of a column tile. The active rows are scattered, so the hardware
+// prefetchers lose the stream at every row (and every 4 KiB page) and
+// restart; prefetching a fixed distance ahead in each of the current rows,
+// then into the next group's rows as the current ones end, keeps ~NR * 2
+// KiB in flight across those jumps. (One core of the AMD EPYC here, 50%
+// density: 1 KiB ahead was up to ~15% slower for F16 and Q8_0, 3 or 4 KiB
+// no better; noisy machine, best of 3.) One token streams whole rows and
+// prefetches groups ahead instead (kernels/group_prefetch.h).
 constexpr int64_t kPrefetchBytes = 2048;
 
 HWY_INLINE void PrefetchRead(const void* p) { __builtin_prefetch(p, 0, 3); }
@@ -73,11 +76,12 @@ HWY_INLINE const T* Ahead(const T* row, const T* next, int64_t c, int64_t ahead,
 
 // y[t * y_stride + c] += sum_r x[r * x_stride + t] * w[r][c] for c in [0, n),
 // NR dense rows (x: the rows' activations, token-minor). kOne: a single
-// token, whose NR activations stay in registers.
+// token, whose NR activations stay in registers, and which issues its
+// share of `later` (a group ahead) every 64 bytes of weights instead.
 template <int NR, bool kOne, typename WT>
-HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, const float* HWY_RESTRICT x,
-                          int64_t x_stride, int64_t n_tok, float* HWY_RESTRICT y, int64_t y_stride,
-                          int64_t n) {
+HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, GroupPrefetch<NR>& later,
+                          const float* HWY_RESTRICT x, int64_t x_stride, int64_t n_tok, float* HWY_RESTRICT y,
+                          int64_t y_stride, int64_t n) {
   const D d;
   // Prefetch one cache line per row every 64 bytes of weights. (Written
   // out in each loop: GCC 12 dropped the prefetches of a lambda here.)
@@ -85,12 +89,11 @@ HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, const float
   constexpr int64_t kAhead = kPrefetchBytes / int64_t(sizeof(WT));
   int64_t c = 0;
   if constexpr (kOne) {
+    const int64_t share = later.share((n + kLine - 1) / kLine);
     V xs[NR];
     for (int r = 0; r < NR; ++r) xs[r] = hn::Set(d, x[r * x_stride]);
     for (; c + kLanes <= n; c += kLanes) {
-      if (c % kLine < kLanes) {
-        for (int r = 0; r < NR; ++r) PrefetchRead(Ahead(w[r], next[r], c, kAhead, n));
-      }
+      if (c % kLine < kLanes) later.issue(share);
       V acc = hn::LoadU(d, y + c);
       for (int r = 0; r < NR; ++r) acc = hn::MulAdd(LoadWeights(d, w[r] + c), xs[r], acc);
       hn::StoreU(acc, d, y + c);
@@ -120,20 +123,23 @@ HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, const float
 
 // The same for NR quantized rows of nb blocks (n = 32 * nb columns).
 template <int NR, bool kOne, typename Block>
-HWY_INLINE void QuantRows(const Block* const* w, const Block* const* next, const float* HWY_RESTRICT x,
-                          int64_t x_stride, int64_t n_tok, float* HWY_RESTRICT y, int64_t y_stride,
-                          int64_t nb) {
+HWY_INLINE void QuantRows(const Block* const* w, const Block* const* next, GroupPrefetch<NR>& later,
+                          const float* HWY_RESTRICT x, int64_t x_stride, int64_t n_tok, float* HWY_RESTRICT y,
+                          int64_t y_stride, int64_t nb) {
   const D d;
   constexpr int64_t kAhead = kPrefetchBytes / int64_t(sizeof(Block));
+  // Prefetch every kEvery blocks (at most 64 bytes apart, so every line is
+  // touched once or twice) rather than every block: fewer instructions in a
+  // loop that is close to compute-bound.
+  constexpr int64_t kEvery = std::max<int64_t>(1, 64 / int64_t(sizeof(Block)));
+  const int64_t share = later.share((nb + kEvery - 1) / kEvery);
   V xs[NR];
   for (int r = 0; r < NR; ++r) xs[r] = hn::Set(d, kOne ? x[r * x_stride] : 1.0f);
   for (int64_t b = 0; b < nb; ++b) {
-    // Prefetch every kEvery blocks (at most 64 bytes apart, so every line is
-    // touched once or twice) rather than every block: fewer instructions in a
-    // loop that is close to compute-bound.
-    constexpr int64_t kEvery = std::max<int64_t>(1, 64 / int64_t(sizeof(Block)));
     if (b % kEvery == 0) {
-      for (int r = 0; r < NR; ++r) PrefetchRead(Ahead(w[r], next[r], b, kAhead, nb));
+      if constexpr (kOne) later.issue(share);
+      else
+        for (int r = 0; r < NR; ++r) PrefetchRead(Ahead(w[r], next[r], b, kAhead, nb));
     }
     V wv[NR][kBlockVecs];
     for (int r = 0; r < NR; ++r) DecodeBlock(d, w[r] + b, wv[r]);
@@ -194,6 +200,19 @@ void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, const float* x, i
       k = std::min(k, n_active - 1);  // "next rows" past the end: prefetch the last again
       return reinterpret_cast<const Fmt*>(wt + uint64_t(active[k]) * row_bytes) + ct / kPer;
     };
+    // One token: the stream over the group of NR list entries from k
+    // (kernels/group_prefetch.h; the whole range is one tile, rows whole).
+    const int64_t ahead = tokens == 1 ? prefetch_groups(NR * int64_t(row_bytes)) : 0;
+    auto start_group = [&](GroupPrefetch<NR>& later, int64_t k) {
+      const uint8_t* starts[NR];
+      for (int r = 0; r < NR; ++r) starts[r] = reinterpret_cast<const uint8_t*>(row(k + r) - ct / kPer);
+      later.start(starts, int64_t(row_bytes));
+    };
+    for (int64_t g = 0; g < ahead && g * NR < n_active; ++g) {  // the first groups at once
+      GroupPrefetch<NR> first;
+      start_group(first, g * NR);
+      first.issue(first.share(1));
+    }
     auto group = [&](auto nr_tag, int64_t k) {
       constexpr int R = decltype(nr_tag)::value;
       const Fmt* w[R];
@@ -202,13 +221,16 @@ void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, const float* x, i
         w[r] = row(k + r);
         next[r] = row(k + R + r);
       }
+      GroupPrefetch<R> later;
+      if constexpr (R == NR)
+        if (ahead > 0 && k + ahead * NR < n_active) start_group(later, k + ahead * NR);
       const float* xr = xk + k * x_stride;
       if constexpr (kIsBlock<Fmt>) {
-        if (tokens == 1) QuantRows<R, true>(w, next, xr, x_stride, 1, acc, acc_stride, n);
-        else QuantRows<R, false>(w, next, xr, x_stride, tokens, acc, acc_stride, n);
+        if (tokens == 1) QuantRows<R, true>(w, next, later, xr, x_stride, 1, acc, acc_stride, n);
+        else QuantRows<R, false>(w, next, later, xr, x_stride, tokens, acc, acc_stride, n);
       } else {
-        if (tokens == 1) DenseRows<R, true>(w, next, xr, x_stride, 1, acc, acc_stride, n);
-        else DenseRows<R, false>(w, next, xr, x_stride, tokens, acc, acc_stride, n);
+        if (tokens == 1) DenseRows<R, true>(w, next, later, xr, x_stride, 1, acc, acc_stride, n);
+        else DenseRows<R, false>(w, next, later, xr, x_stride, tokens, acc, acc_stride, n);
       }
     };
     int64_t k = 0;
