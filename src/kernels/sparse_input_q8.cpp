@@ -35,9 +35,9 @@ constexpr int64_t kChunk = kRelaidChunk;  // outputs per step: two blocks, four 
 // Rows per group: 2 quadruples. Measured on the TinyLlama down projection
 // (W^T 5632 x 2048, 50% of rows active, 2 threads, alternating runs): 8 rows
 // ~32-34 GB/s, 4 rows ~20 GB/s (too few rows in flight), 16 rows ~27-31.
-// With the rows prefetched as one stream (kernels/group_prefetch.h), 16 rows
-// against 8, alternating call by call: 0.88-1.06x (Q8_0, Q4_0; 1 and 2
-// threads; 50% and 80% of rows).
+// With the rows prefetched as one stream (kernels/group_prefetch.h), against
+// 8 rows, alternating call by call (Q8_0, Q4_0; 1 and 2 threads): 16 rows
+// 0.88-1.06x (50% and 80% of rows), 4 rows 0.89-1.02x (50-100%).
 constexpr int kGroupQuads = 2;
 // Several tokens: 8 tokens' accumulators over 512 columns are 16 KiB, so a
 // tile's y stays in L1 while a group's 8 decoded row chunks serve 8 tokens.
