@@ -178,11 +178,7 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
   // The threads' split of the list as for every gather (pieces of 64
   // entries, a multiple of the unit).
   for_each_list_piece(n_rows, n_tok * w.cols, pool, [&](int64_t b, int64_t e) {
-    for (int64_t u = 0; u < ahead && b + u * kUnitRows < e; ++u) {  // the piece's first units at once
-      GroupPrefetch<kUnitRows> first_units;
-      start_unit(first_units, b + u * kUnitRows);
-      first_units.issue(first_units.share(1));
-    }
+    prefetch_first_groups<kUnitRows>(ahead, b, e, start_unit);
     for (int64_t i0 = b; i0 < e; i0 += kUnitRows) unit(i0, std::min<int64_t>(kUnitRows, e - i0));
   });
 }

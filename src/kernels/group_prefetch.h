@@ -56,6 +56,18 @@ class GroupPrefetch {
   int64_t offset_ = 0;
 };
 
+// A product's first `groups` groups of R list entries from `first` (up to
+// `end`), prefetched at once: the rows it reads before its stream of later
+// groups is under way. start(p, k) starts p on the group of entries from k.
+template <int R, typename Start>
+void prefetch_first_groups(int64_t groups, int64_t first, int64_t end, const Start& start) {
+  for (int64_t g = 0; g < groups && first + g * R < end; ++g) {
+    GroupPrefetch<R> p;
+    start(p, first + g * R);
+    p.issue(p.share(1));
+  }
+}
+
 // How many groups ahead a one-token product prefetches, for groups of
 // `group_bytes`: whole groups, at least 16 KiB ahead (rows of 2048
 // outputs: Q8_0's 8-row groups one, Q4_0's two). Measured as above, two

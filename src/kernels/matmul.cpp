@@ -128,11 +128,7 @@ void GatherRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, const 
       for (int r = 0; r < NR; ++r) starts[r] = reinterpret_cast<const uint8_t*>(row(std::min(e - 1, i + r)));
       later.start(starts, row_bytes);
     };
-    for (int64_t g = 0; g < ahead && b + g * NR < e; ++g) {  // the first groups at once
-      GroupPrefetch<NR> first;
-      start_group(first, b + g * NR);
-      first.issue(first.share(1));
-    }
+    prefetch_first_groups<NR>(ahead, b, e, start_group);
     const WT* rows[NR];
     int64_t i = b;
     for (; i + NR <= e; i += NR) {

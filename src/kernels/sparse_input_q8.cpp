@@ -229,9 +229,9 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
   const int64_t stride = int64_t(sparse_input_row_stride(T, wt.cols)), first = int64_t(scale_bytes(wt.cols));
   const bool one = n_tok == 1;
   // One token reads each row once, whole, so its rows are prefetched
-  // (kernels/group_prefetch.h) `ahead` groups before they are used. Several tokens
-  // reuse each row's tile for a block of tokens and re-read the rows tile by
-  // tile: the hardware prefetchers follow that.
+  // (kernels/group_prefetch.h) `ahead` groups before they are used. Several
+  // tokens reuse each row's tile for a block of tokens and re-read the rows
+  // tile by tile: the hardware prefetchers follow that.
   const int64_t ahead = one ? prefetch_groups(R * stride) : 0;
   const int64_t tile = one ? c1 - c0 : kTileColumns, token_block = one ? 1 : kTokenBlock;
   const int64_t nbp_max = (tile / kQuantBlock + 15) / 16 * 16;
@@ -248,13 +248,13 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
   auto group_rows = [&](int64_t k, const uint8_t** rows) {
     for (int r = 0; r < R; ++r) rows[r] = row_start(k + r);
   };
-  GroupPrefetch<R> later;
-  for (int64_t g = 0; g < ahead && g * R < n_active; ++g) {  // the first groups at once
+  auto start_group = [&](GroupPrefetch<R>& p, int64_t k) {
     const uint8_t* rows[R];
-    group_rows(g * R, rows);
-    later.start(rows, stride);
-    later.issue(later.share(1));
-  }
+    group_rows(k, rows);
+    p.start(rows, stride);
+  };
+  prefetch_first_groups<R>(ahead, 0, n_active, start_group);
+  GroupPrefetch<R> later;
   for (int64_t t0 = 0; t0 < n_tok; t0 += token_block) {
     const int64_t tokens = std::min(token_block, n_tok - t0);
     float* yb = y + t0 * y_stride;
@@ -270,11 +270,7 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
           scales[r] = reinterpret_cast<const uint16_t*>(start[r]) + ct / kQuantBlock;
           w[r] = start[r] + first + chunk_offset<T>(ct);
         }
-        if (ahead > 0 && k + ahead * R < n_active) {
-          const uint8_t* rows[R];
-          group_rows(k + ahead * R, rows);
-          later.start(rows, stride);
-        }
+        if (ahead > 0 && k + ahead * R < n_active) start_group(later, k + ahead * R);
         const int valid = int(std::min<int64_t>(R, n_active - k));
         prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb,
                                                    nbp, act.data(), scale.data(), bias.data());

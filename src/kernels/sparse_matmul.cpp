@@ -208,11 +208,7 @@ void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, const float* x, i
       for (int r = 0; r < NR; ++r) starts[r] = reinterpret_cast<const uint8_t*>(row(k + r) - ct / kPer);
       later.start(starts, int64_t(row_bytes));
     };
-    for (int64_t g = 0; g < ahead && g * NR < n_active; ++g) {  // the first groups at once
-      GroupPrefetch<NR> first;
-      start_group(first, g * NR);
-      first.issue(first.share(1));
-    }
+    prefetch_first_groups<NR>(ahead, 0, n_active, start_group);
     auto group = [&](auto nr_tag, int64_t k) {
       constexpr int R = decltype(nr_tag)::value;
       const Fmt* w[R];
