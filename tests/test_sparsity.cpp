@@ -161,8 +161,11 @@ TEST_P(GateSparseFfnTest, EqualsTheDenseFfnWithTheSameMask) {
     WeightMatrix gate_p = gate, up_p = up, down_p = down;
     for (WeightMatrix* w : {&gate_p, &up_p, &down_p}) pack_row_tiles(*w, nullptr);
     for (const bool with_down : {false, true}) {
-      GateSparseFfn ffn(with_down ? gate_p : gate, with_down ? up_p : up, transposed(down), rule, site,
-                        with_down ? down_p : WeightMatrix{});
+      // down^T re-laid as a model loads it where it can be (d = 128): up's
+      // and down's rows are then paired and one token runs the fused pass
+      // (kernels/neuron_rows_q8.h), batches the gathers on the pairs.
+      GateSparseFfn ffn(with_down ? gate_p : gate, with_down ? up_p : up, packed_for_sparse_input(transposed(down)),
+                        rule, site, with_down ? down_p : WeightMatrix{});
       const auto G = decoded(gate), U = decoded(up);
       ThreadPool pool(3);
       for (int64_t n : {1, 5}) {

@@ -24,6 +24,7 @@
 #include "kernels/packed_quant.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/relaid_chunk.h"
+#include "kernels/sparse_input_group-inl.h"
 
 FFN_INTRINSICS_WARNINGS_OFF
 
@@ -48,12 +49,6 @@ constexpr int64_t kTileColumns = 512;
 
 uint64_t scale_bytes(int64_t n_out) { return (uint64_t(n_out / kQuantBlock) * 2 + 63) / 64 * 64; }
 uint64_t quant_bytes(DType type, int64_t n_out) { return uint64_t(type == DType::Q8_0 ? n_out : n_out / 2); }
-
-// Byte offset of output c's chunk among a row's quant bytes (c a multiple of 64).
-template <DType T>
-constexpr int64_t chunk_offset(int64_t c) {
-  return c / kChunk * relaid_chunk_bytes<T>();
-}
 
 // Stored position of output o (0..63) in its chunk: o = 16k + 4L + m is
 // stored at 16L + 4k + m (swapping k and L, so the mapping is its own inverse).
@@ -123,110 +118,13 @@ void pack_rows(std::initializer_list<const WeightMatrix*> parts, uint8_t* out, i
   }
 }
 
-// Four int8 lanes (low bytes of q0..q3) as one dword: the 4 activation bytes
-// vpdpbusd multiplies with a row quadruple.
-FFN_VNNI_TARGET inline __m512i pack_bytes4(__m512i q0, __m512i q1, __m512i q2, __m512i q3) {
-  const __m512i low = _mm512_set1_epi32(0xff);
-  __m512i d = _mm512_and_si512(q0, low);
-  d = _mm512_or_si512(d, _mm512_slli_epi32(_mm512_and_si512(q1, low), 8));
-  d = _mm512_or_si512(d, _mm512_slli_epi32(_mm512_and_si512(q2, low), 16));
-  return _mm512_or_si512(d, _mm512_slli_epi32(q3, 24));
-}
-
-// The activations of one group of 4Q rows for blocks [0, nb) of a tile, per
-// token t (row r's value x[t * x_stride + r]; rows >= valid are padding
-// with value 0). Buffers are nbp (nb rounded up to 16) apart per token:
-//   act[(Q t + h) * nbp + b]  the int8 q of rows 4h..4h+3 for block b,
-//   scale[t * nbp + b]        A (the group's step for the block),
-//   bias[t * nbp + b]        -= zero * A * sum_r q (the zero point's term).
-template <int Q, int32_t kZero>
-FFN_VNNI_TARGET void prepare_group(const uint16_t* const* row_scales, const float* x, int64_t x_stride, int valid,
-                                   int64_t tokens, int64_t nb, int64_t nbp, int32_t* act, float* scale,
-                                   float* bias) {
-  constexpr int R = 4 * Q;
-  for (int64_t t = 0; t < tokens; ++t) {
-    __m512 xr[R];
-    for (int r = 0; r < R; ++r) xr[r] = _mm512_set1_ps(r < valid ? x[t * x_stride + r] : 0.0f);
-    for (int64_t b = 0; b < nb; b += 16) {
-      const __mmask16 mask = nb - b >= 16 ? __mmask16(0xffff) : __mmask16((1u << (nb - b)) - 1);
-      __m512 a[R];
-      __m512 largest = _mm512_setzero_ps();
-      for (int r = 0; r < R; ++r) {
-        a[r] = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, row_scales[r] + b)), xr[r]);
-        largest = _mm512_max_ps(largest, _mm512_abs_ps(a[r]));
-      }
-      const __m512 step = _mm512_mul_ps(largest, _mm512_set1_ps(1.0f / 127.0f));
-      const __m512 inv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(largest, _mm512_setzero_ps(), _CMP_GT_OQ),
-                                             _mm512_set1_ps(127.0f), largest);
-      __m512i sum = _mm512_setzero_si512();
-      for (int h = 0; h < Q; ++h) {
-        __m512i q[4];
-        for (int i = 0; i < 4; ++i) {
-          q[i] = _mm512_cvtps_epi32(_mm512_mul_ps(a[4 * h + i], inv));  // round to nearest even
-          sum = _mm512_add_epi32(sum, q[i]);
-        }
-        _mm512_store_si512(act + (Q * t + h) * nbp + b, pack_bytes4(q[0], q[1], q[2], q[3]));
-      }
-      _mm512_store_ps(scale + t * nbp + b, step);
-      float* bt = bias + t * nbp + b;
-      _mm512_store_ps(bt, _mm512_fnmadd_ps(_mm512_mul_ps(step, _mm512_set1_ps(float(kZero))), _mm512_cvtepi32_ps(sum),
-                                           _mm512_load_ps(bt)));
-    }
-  }
-}
-
-// The chunk at byte `off` of 4 rows, interleaved: vector k holds, per output
-// of k's 16, the 4 rows' bytes as one dword (see the layout in the header).
-template <DType T>
-FFN_VNNI_TARGET inline void load_quad(const uint8_t* const* w, int64_t off, __m512i* u) {
-  const __m512i r0 = load_relaid_chunk<T>(w[0] + off), r1 = load_relaid_chunk<T>(w[1] + off);
-  const __m512i r2 = load_relaid_chunk<T>(w[2] + off), r3 = load_relaid_chunk<T>(w[3] + off);
-  const __m512i t0 = _mm512_unpacklo_epi8(r0, r1), t1 = _mm512_unpackhi_epi8(r0, r1);
-  const __m512i t2 = _mm512_unpacklo_epi8(r2, r3), t3 = _mm512_unpackhi_epi8(r2, r3);
-  u[0] = _mm512_unpacklo_epi16(t0, t2);
-  u[1] = _mm512_unpackhi_epi16(t0, t2);
-  u[2] = _mm512_unpacklo_epi16(t1, t3);
-  u[3] = _mm512_unpackhi_epi16(t1, t3);
-}
-
-// One group's 4Q rows over a tile of `width` columns, into
-// y[t * y_stride + c] (y at the tile's first column). w: the rows' quant
-// bytes at the tile. Each chunk step also issues its share of `later`.
-template <DType T, bool kVnni, int Q>
-FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, GroupPrefetch<4 * Q>& later, int64_t width, int64_t tokens,
-                                const int32_t* act, const float* scale, int64_t nbp, float* y, int64_t y_stride) {
-  const int64_t share = later.share(width / kChunk);
-  for (int64_t c = 0; c < width; c += kChunk) {
-    later.issue(share);
-    using Dot = ByteDot<T, kVnni>;
-    typename Dot::Weights u[Q][4];
-    for (int h = 0; h < Q; ++h) {
-      __m512i quad[4];
-      load_quad<T>(w + 4 * h, chunk_offset<T>(c), quad);
-      for (int k = 0; k < 4; ++k) u[h][k] = Dot::prepare(quad[k]);
-    }
-    const int64_t b = c / kQuantBlock;
-    for (int64_t t = 0; t < tokens; ++t) {
-      const int32_t* a = act + Q * t * nbp + b;
-      const float* s = scale + t * nbp + b;
-      float* yt = y + t * y_stride + c;
-      for (int k = 0; k < 4; ++k) {
-        const int half = k / 2;  // vectors 0, 1: block b; 2, 3: block b + 1
-        __m512i acc = _mm512_setzero_si512();
-        for (int h = 0; h < Q; ++h) acc = Dot::accumulate(acc, u[h][k], _mm512_set1_epi32(a[h * nbp + half]));
-        _mm512_storeu_ps(yt + 16 * k, _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(s[half]),
-                                                      _mm512_loadu_ps(yt + 16 * k)));
-      }
-    }
-  }
-}
-
 template <DType T, bool kVnni, int Q>
 FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_stride, int64_t n_tok,
                              const int32_t* active, int64_t n_active, float* y, int64_t y_stride, int64_t c0,
                              int64_t c1) {
   constexpr int R = 4 * Q;
   const int64_t stride = int64_t(sparse_input_row_stride(T, wt.cols)), first = int64_t(scale_bytes(wt.cols));
+  const uint64_t pitch = sparse_input_row_pitch(wt);
   const bool one = n_tok == 1;
   // One token reads each row once, whole, so its rows are prefetched
   // (kernels/group_prefetch.h) `ahead` groups before they are used. Several
@@ -241,7 +139,7 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
   scale.resize(size_t(token_block * nbp_max));
   bias.resize(size_t(token_block * nbp_max));
   auto row_start = [&](int64_t k) {
-    return wt.packed + uint64_t(active[std::min(k, n_active - 1)]) * uint64_t(stride);
+    return wt.packed + uint64_t(active[std::min(k, n_active - 1)]) * pitch;
   };
   // The starts of the group of rows k .. k + R - 1 (the last row repeated
   // past the list's end: padding rows, x = 0).
@@ -268,13 +166,13 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
         group_rows(k, start);
         for (int r = 0; r < R; ++r) {
           scales[r] = reinterpret_cast<const uint16_t*>(start[r]) + ct / kQuantBlock;
-          w[r] = start[r] + first + chunk_offset<T>(ct);
+          w[r] = start[r] + first + relaid::chunk_offset<T>(ct);
         }
         if (ahead > 0 && k + ahead * R < n_active) start_group(later, k + ahead * R);
         const int valid = int(std::min<int64_t>(R, n_active - k));
-        prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb,
+        relaid::prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb,
                                                    nbp, act.data(), scale.data(), bias.data());
-        group_tile<T, kVnni, Q>(w, later, width, tokens, act.data(), scale.data(), nbp, yb + ct, y_stride);
+        relaid::group_tile<T, kVnni, Q>(w, later, later.share(width / kChunk), width, tokens, act.data(), scale.data(), nbp, yb + ct, y_stride);
       }
       // The zero point's term, one value per block of 32 outputs.
       for (int64_t t = 0; t < tokens; ++t) {
@@ -294,6 +192,9 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
 
 uint64_t sparse_input_row_stride(DType type, int64_t n_out) { return scale_bytes(n_out) + quant_bytes(type, n_out); }
 uint64_t sparse_input_scale_bytes(int64_t n_out) { return scale_bytes(n_out); }
+uint64_t sparse_input_row_pitch(const WeightMatrix& wt) {
+  return wt.packed_pitch ? wt.packed_pitch : sparse_input_row_stride(wt.type, wt.cols);
+}
 
 bool can_pack_sparse_input(const WeightMatrix& wt) {
   return (wt.type == DType::Q8_0 || wt.type == DType::Q4_0) && wt.data != nullptr && wt.rows > 0 && wt.cols > 0 &&

@@ -390,35 +390,12 @@ void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, 
       HWY_DYNAMIC_DISPATCH(SparseInputColumnsTyped)(wt.type, wt.data, row_bytes, x + k0, n_tok, active + k0,
                                                     k1 - k0, out, n_out, c0, c1);
   };
-  if (n_tok * n_active * n_out < kMinParallelMacs || pool.size() == 1) {
-    part(0, n_active, y, 0, n_out);
+  if (n_tok == 1) {
+    sum_list_shares(n_active, n_out, y, pool, [&](int64_t k0, int64_t k1, float* out) { part(k0, k1, out, 0, n_out); });
     return;
   }
-  if (n_tok == 1) {
-    // Decode: each thread streams whole rows of its share of the active list
-    // into its own partial sum (contiguous rows keep the hardware prefetcher
-    // running; splitting columns instead makes every thread jump between
-    // rows), then the partial sums are added: n_out floats per thread.
-    const int threads = pool.size();
-    // (thread_local names the caller's buffer only here: a worker naming it
-    // would get its own, so the workers get the pointer.)
-    thread_local AlignedVector<float> partial_buffer;
-    partial_buffer.resize(static_cast<size_t>(threads * n_out));
-    float* partial = partial_buffer.data();
-    pool.parallel_for(threads, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i)
-        part(n_active * i / threads, n_active * (i + 1) / threads, partial + i * n_out, 0, n_out);
-    });
-    // Added one partial at a time, in thread order: each pass is a vector
-    // loop over contiguous floats (a loop over threads inside a loop over
-    // columns reads with a stride and does not vectorize; it cost ~2% of
-    // Q8_0 TEAL decode).
-    std::copy(partial, partial + n_out, y);
-    for (int i = 1; i < threads; ++i) {
-      const float* __restrict part_i = partial + i * n_out;
-      float* __restrict out = y;
-      for (int64_t o = 0; o < n_out; ++o) out[o] += part_i[o];
-    }
+  if (n_tok * n_active * n_out < kMinParallelMacs || pool.size() == 1) {
+    part(0, n_active, y, 0, n_out);
     return;
   }
   // Several tokens: threads split the columns, so each decoded weight vector
@@ -426,6 +403,33 @@ void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, 
   pool.parallel_for((n_out + kColumnUnit - 1) / kColumnUnit, [&](int64_t b, int64_t e, int) {
     part(0, n_active, y, b * kColumnUnit, std::min(n_out, e * kColumnUnit));
   });
+}
+
+void sum_list_shares(int64_t n_rows, int64_t n_out, float* y, ThreadPool& pool,
+                     const std::function<void(int64_t, int64_t, float*)>& share) {
+  if (n_rows * n_out < kMinParallelMacs || pool.size() == 1) {
+    share(0, n_rows, y);
+    return;
+  }
+  const int threads = pool.size();
+  // (thread_local names the caller's buffer only here: a worker naming it
+  // would get its own, so the workers get the pointer.)
+  thread_local AlignedVector<float> partial_buffer;
+  partial_buffer.resize(static_cast<size_t>(threads * n_out));
+  float* partial = partial_buffer.data();
+  pool.parallel_for(threads, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) share(n_rows * i / threads, n_rows * (i + 1) / threads, partial + i * n_out);
+  });
+  // Added one partial at a time, in thread order: each pass is a vector
+  // loop over contiguous floats (a loop over threads inside a loop over
+  // columns reads with a stride and does not vectorize; it cost ~2% of
+  // Q8_0 TEAL decode).
+  std::copy(partial, partial + n_out, y);
+  for (int i = 1; i < threads; ++i) {
+    const float* __restrict part_i = partial + i * n_out;
+    float* __restrict out = y;
+    for (int64_t o = 0; o < n_out; ++o) out[o] += part_i[o];
+  }
 }
 
 void matmul_gather_rows_reference(const WeightMatrix& w, const float* x, int64_t n_tok, const int32_t* rows,

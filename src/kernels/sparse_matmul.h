@@ -78,4 +78,16 @@ void for_each_row_run(const uint8_t* w, uint64_t row_bytes, int64_t n_tok, int64
                       int64_t n_rows, ThreadPool& pool,
                       const std::function<void(int64_t i, int64_t r, int64_t len)>& run);
 
+// One token's sum over a list of rows [0, n_rows), each adding into all
+// n_out outputs (input-sparse rows): share(k0, k1, out) adds the rows
+// k0..k1 into out (n_out floats, zeroed by share itself). With fewer than
+// kMinParallelMacs multiply-adds or one thread, one share writes y.
+// Otherwise each thread streams an equal share of the list into a partial
+// sum of its own (contiguous rows keep the hardware prefetcher running;
+// splitting columns makes every thread jump between rows), then the partial
+// sums are added into y in thread order: the result depends on the pool's
+// size, never on timing.
+void sum_list_shares(int64_t n_rows, int64_t n_out, float* y, ThreadPool& pool,
+                     const std::function<void(int64_t k0, int64_t k1, float* out)>& share);
+
 }  // namespace ffn

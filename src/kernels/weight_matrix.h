@@ -27,6 +27,11 @@ struct WeightMatrix {
   // kernels/sparse_input_q8.h here, with `data` null (nothing else reads it).
   const uint8_t* packed = nullptr;
   std::shared_ptr<const void> packed_owned = nullptr;
+  // Bytes from one row of the input-sparse layout in `packed` to the next
+  // when its rows are interleaved with another matrix's (a neuron's up row
+  // beside its down column, kernels/neuron_rows_q8.h); 0: rows follow each
+  // other (the layout's row stride).
+  uint64_t packed_pitch = 0;
 
   uint64_t row_bytes() const { return dtype_row_bytes(type, uint64_t(cols)); }
   uint64_t bytes() const { return row_bytes() * uint64_t(rows); }
