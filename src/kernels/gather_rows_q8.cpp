@@ -31,7 +31,6 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
   if (n_tok <= 0 || n_rows <= 0) return;
   relaid::PreparedX& p = relaid::caller_prepared_x();
   relaid::prepare_x(x, n_tok, w.cols, p);
-  const bool q8 = w.type == DType::Q8_0;
   const bool vnni = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());
   const int64_t stride = int64_t(sparse_input_row_stride(w.type, w.cols));
   const int64_t first = int64_t(sparse_input_scale_bytes(w.cols));
@@ -65,12 +64,7 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
       for (; t < n_tok; ++t)
         relaid::gather_tile<T, kVnni, 8, 1>(row, later, share, int(n), first, p, t, y + t * n_rows + i0, n_rows);
     };
-    using Q8 = std::integral_constant<DType, DType::Q8_0>;
-    using Q4 = std::integral_constant<DType, DType::Q4_0>;
-    if (q8 && vnni) tiles(Q8(), std::true_type());
-    else if (q8) tiles(Q8(), std::false_type());
-    else if (vnni) tiles(Q4(), std::true_type());
-    else tiles(Q4(), std::false_type());
+    with_relaid_kernel(w.type, vnni, tiles);
   };
   // The threads' split of the list as for every gather (pieces of 64
   // entries, a multiple of the unit).

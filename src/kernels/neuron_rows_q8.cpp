@@ -134,7 +134,6 @@ void gated_neuron_rows_q8(const WeightMatrix& up, const WeightMatrix& down_t, co
     throw std::invalid_argument("gated_neuron_rows_q8: rows not made by paired_neuron_rows");
   relaid::PreparedX& p = relaid::caller_prepared_x();
   relaid::prepare_x(x, 1, up.cols, p);
-  const bool q8 = up.type == DType::Q8_0;
   const bool vnni = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());
   auto run = [&](auto type_tag, auto vnni_tag) {
     sum_list_shares(n_active, down_t.cols, y, pool, [&](int64_t k0, int64_t k1, float* out) {
@@ -142,12 +141,7 @@ void gated_neuron_rows_q8(const WeightMatrix& up, const WeightMatrix& down_t, co
                                                                              out);
     });
   };
-  using Q8 = std::integral_constant<DType, DType::Q8_0>;
-  using Q4 = std::integral_constant<DType, DType::Q4_0>;
-  if (q8 && vnni) run(Q8(), std::true_type());
-  else if (q8) run(Q8(), std::false_type());
-  else if (vnni) run(Q4(), std::true_type());
-  else run(Q4(), std::false_type());
+  with_relaid_kernel(up.type, vnni, run);
 }
 
 }  // namespace ffn

@@ -13,6 +13,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/dtype.h"
 #include "kernels/matmul_quant.h"
@@ -44,6 +45,19 @@ FFN_VNNI_TARGET inline __m512i load_relaid_chunk(const uint8_t* p) {
     const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     return _mm512_and_si512(_mm512_srlv_epi16(v, shift), _mm512_set1_epi8(0x0f));
   }
+}
+
+// Calls f(type_tag, vnni_tag) for the instantiation a relaid kernel runs:
+// std::integral_constant tags for the weights' type (Q8_0 or Q4_0) and for
+// vpdpbusd (true) or its AVX-512BW form (false, kernels/byte_dot.h).
+template <typename F>
+void with_relaid_kernel(DType type, bool vnni, const F& f) {
+  using Q8 = std::integral_constant<DType, DType::Q8_0>;
+  using Q4 = std::integral_constant<DType, DType::Q4_0>;
+  if (type == DType::Q8_0 && vnni) f(Q8(), std::true_type());
+  else if (type == DType::Q8_0) f(Q8(), std::false_type());
+  else if (vnni) f(Q4(), std::true_type());
+  else f(Q4(), std::false_type());
 }
 
 }  // namespace ffn

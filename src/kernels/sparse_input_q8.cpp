@@ -292,12 +292,7 @@ void sparse_input_q8_columns(const WeightMatrix& wt, const float* x, int64_t x_s
     columns<decltype(type_tag)::value, decltype(vnni_tag)::value, kGroupQuads>(wt, x, x_stride, n_tok, active,
                                                                               n_active, y, y_stride, c0, c1);
   };
-  using Q8 = std::integral_constant<DType, DType::Q8_0>;
-  using Q4 = std::integral_constant<DType, DType::Q4_0>;
-  if (wt.type == DType::Q8_0 && vnni) run(Q8(), std::true_type());
-  else if (wt.type == DType::Q8_0) run(Q8(), std::false_type());
-  else if (vnni) run(Q4(), std::true_type());
-  else run(Q4(), std::false_type());
+  with_relaid_kernel(wt.type, vnni, run);
 }
 
 }  // namespace ffn
