@@ -81,11 +81,7 @@ FFN_VNNI_TARGET void share_of_neurons(const WeightMatrix& up_rows, const relaid:
     relaid::group_tile<T, kVnni, kQuads>(down, later, share, n_out, 1, q.data(), scale.data(), nbp, y, n_out);
   }
   // The zero point's term, one value per block of 32 outputs.
-  for (int64_t c = 0; c < n_out; c += kQuantBlock) {
-    const __m512 d = _mm512_set1_ps(bias[size_t(c / kQuantBlock)]);
-    _mm512_storeu_ps(y + c, _mm512_add_ps(_mm512_loadu_ps(y + c), d));
-    _mm512_storeu_ps(y + c + 16, _mm512_add_ps(_mm512_loadu_ps(y + c + 16), d));
-  }
+  relaid::add_block_terms(bias.data(), n_out, y);
 }
 
 }  // namespace

@@ -124,6 +124,16 @@ FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, GroupPrefetch<G>& later
   }
 }
 
+// y[c] += term[c / 32] for c in [0, width), width a multiple of 32: the
+// zero point's term that prepare_group gathered for each block of outputs.
+FFN_VNNI_TARGET inline void add_block_terms(const float* term, int64_t width, float* y) {
+  for (int64_t c = 0; c < width; c += kQuantBlock) {
+    const __m512 d = _mm512_set1_ps(term[c / kQuantBlock]);
+    _mm512_storeu_ps(y + c, _mm512_add_ps(_mm512_loadu_ps(y + c), d));
+    _mm512_storeu_ps(y + c + 16, _mm512_add_ps(_mm512_loadu_ps(y + c + 16), d));
+  }
+}
+
 }  // namespace ffn::relaid
 
 FFN_INTRINSICS_WARNINGS_ON

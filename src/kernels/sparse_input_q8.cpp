@@ -170,20 +170,14 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
         }
         if (ahead > 0 && k + ahead * R < n_active) start_group(later, k + ahead * R);
         const int valid = int(std::min<int64_t>(R, n_active - k));
-        relaid::prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens, nb,
-                                                   nbp, act.data(), scale.data(), bias.data());
-        relaid::group_tile<T, kVnni, Q>(w, later, later.share(width / kChunk), width, tokens, act.data(), scale.data(), nbp, yb + ct, y_stride);
+        relaid::prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens,
+                                                           nb, nbp, act.data(), scale.data(), bias.data());
+        relaid::group_tile<T, kVnni, Q>(w, later, later.share(width / kChunk), width, tokens, act.data(),
+                                        scale.data(), nbp, yb + ct, y_stride);
       }
       // The zero point's term, one value per block of 32 outputs.
-      for (int64_t t = 0; t < tokens; ++t) {
-        float* yt = yb + t * y_stride + ct;
-        const float* bt = bias.data() + t * nbp;
-        for (int64_t c = 0; c < width; c += kQuantBlock) {
-          const __m512 d = _mm512_set1_ps(bt[c / kQuantBlock]);
-          _mm512_storeu_ps(yt + c, _mm512_add_ps(_mm512_loadu_ps(yt + c), d));
-          _mm512_storeu_ps(yt + c + 16, _mm512_add_ps(_mm512_loadu_ps(yt + c + 16), d));
-        }
-      }
+      for (int64_t t = 0; t < tokens; ++t)
+        relaid::add_block_terms(bias.data() + t * nbp, width, yb + t * y_stride + ct);
     }
   }
 }

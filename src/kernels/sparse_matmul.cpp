@@ -391,7 +391,8 @@ void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, 
                                                     k1 - k0, out, n_out, c0, c1);
   };
   if (n_tok == 1) {
-    sum_list_shares(n_active, n_out, y, pool, [&](int64_t k0, int64_t k1, float* out) { part(k0, k1, out, 0, n_out); });
+    sum_list_shares(n_active, n_out, y, pool,
+                    [&](int64_t k0, int64_t k1, float* out) { part(k0, k1, out, 0, n_out); });
     return;
   }
   if (n_tok * n_active * n_out < kMinParallelMacs || pool.size() == 1) {
