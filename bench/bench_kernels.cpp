@@ -29,7 +29,7 @@
 #include "kernels/packed_quant.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/group_prefetch.h"
-#include "kernels/neuron_rows_q8.h"
+#include "kernels/neuron_rows.h"
 #include "kernels/sparse_input_q8.h"
 #include "kernels/sparse_matmul.h"
 #include "kernels/weight_matrix.h"
@@ -461,16 +461,18 @@ BENCHMARK(BM_SparseInputPrefetch)
     ->Unit(benchmark::kMillisecond);
 // The one-token tail of a gate-sparse FFN (CATS, CHESS, statistical top-k)
 // at TinyLlama's shape: the kept neurons' up rows and down columns, as two
-// passes over separate matrices (gather_rows_q8, then the input-sparse
-// product) and as the fused pass over paired rows (kernels/neuron_rows_q8.h),
+// passes over separate matrices (a gather, then the input-sparse product)
+// and as the fused pass over paired rows (kernels/neuron_rows.h),
 // alternating call by call in one process. Up and down^T of pair j are
-// sparse_input_layouts copies 2j and 2j + 1. Reports GB/s of each (bytes of
-// the rows read, both matrices) and their ratio (fused / two passes).
-// Args: weight type (Q8_0, Q4_0), threads, density (% of neurons kept).
+// sparse_input_layouts copies 2j and 2j + 1 (BF16: the stored copies).
+// Reports GB/s of each (bytes of the rows read, both matrices) and their
+// ratio (fused / two passes).
+// Args: weight type (Q8_0, Q4_0, BF16), threads, density (% of neurons kept).
 void BM_GatedNeuronRows(benchmark::State& state) {
   const auto type = static_cast<ffn::DType>(state.range(0));
   const int threads = static_cast<int>(state.range(1));
-  if (!ffn::cpu_has_avx512bw()) {
+  const bool relaid = type == ffn::DType::Q8_0 || type == ffn::DType::Q4_0;
+  if (relaid && !ffn::cpu_has_avx512bw()) {
     state.SkipWithError("the VNNI row layout needs AVX-512 BW");
     return;
   }
@@ -498,21 +500,23 @@ void BM_GatedNeuronRows(benchmark::State& state) {
     const int64_t j = (i / 2) % n_pairs;
     const auto& set = sets[size_t(i / 2) % sets.size()];
     if (fused) {
-      ffn::gated_neuron_rows_q8(pairs[size_t(j)].up, pairs[size_t(j)].down_t, x.data(), act.data(), set.data(),
-                                n_active, y.data(), pool);
+      ffn::gated_neuron_rows(pairs[size_t(j)].up, pairs[size_t(j)].down_t, x.data(), act.data(), set.data(),
+                             n_active, y.data(), pool);
     } else {
-      ffn::gather_rows_q8(layouts[size_t(2 * j)], x.data(), 1, set.data(), n_active, u.data(), pool);
+      const ffn::WeightMatrix& up = layouts[size_t(2 * j)];
+      if (relaid) ffn::gather_rows_q8(up, x.data(), 1, set.data(), n_active, u.data(), pool);
+      else ffn::matmul_gather_rows(up, x.data(), 1, set.data(), n_active, u.data(), pool);
       for (int64_t k = 0; k < n_active; ++k) u[size_t(k)] *= act[size_t(k)];
       ffn::matmul_sparse_input(layouts[size_t(2 * j + 1)], u.data(), 1, set.data(), n_active, y.data(), pool);
     }
     benchmark::DoNotOptimize(y.data());
   });
   state.SetLabel(ffn::dtype_name(type));
-  const double row = double(ffn::sparse_input_row_stride(type, kIn));
+  const double row = double(relaid ? ffn::sparse_input_row_stride(type, kIn) : ffn::dtype_row_bytes(type, kIn));
   report_alternating(state, seconds, 2 * row * double(n_active) / 1e9, "two_pass_GB/s", "fused_GB/s");
 }
 BENCHMARK(BM_GatedNeuronRows)
-    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {25, 50}})
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {1, 2}, {25, 50}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

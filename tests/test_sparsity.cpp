@@ -161,9 +161,10 @@ TEST_P(GateSparseFfnTest, EqualsTheDenseFfnWithTheSameMask) {
     WeightMatrix gate_p = gate, up_p = up, down_p = down;
     for (WeightMatrix* w : {&gate_p, &up_p, &down_p}) pack_row_tiles(*w, nullptr);
     for (const bool with_down : {false, true}) {
-      // down^T re-laid as a model loads it where it can be (d = 128): up's
-      // and down's rows are then paired and one token runs the fused pass
-      // (kernels/neuron_rows_q8.h), batches the gathers on the pairs.
+      // down^T re-laid as a model loads it where it can be (Q8_0/Q4_0 at
+      // d = 128; F32/BF16 rows as stored, any d): up's and down's rows are
+      // then paired and one token runs the fused pass (kernels/neuron_rows.h),
+      // batches the gathers on the pairs.
       GateSparseFfn ffn(with_down ? gate_p : gate, with_down ? up_p : up, packed_for_sparse_input(transposed(down)),
                         rule, site, with_down ? down_p : WeightMatrix{});
       const auto G = decoded(gate), U = decoded(up);

@@ -8,7 +8,7 @@
 
 #include "ffn/sparse_batch.h"
 #include "kernels/gather_rows_q8.h"
-#include "kernels/neuron_rows_q8.h"
+#include "kernels/neuron_rows.h"
 #include "kernels/ops.h"
 #include "kernels/packed_quant.h"
 #include "kernels/sparse_input_q8.h"
@@ -60,9 +60,9 @@ GateSparseFfn::GateSparseFfn(WeightMatrix gate, WeightMatrix up, WeightMatrix do
   if (gate_.rows != up_.rows || gate_.cols != up_.cols || down_t_.rows != gate_.rows ||
       down_t_.cols != gate_.cols)
     throw std::invalid_argument("GateSparseFfn: inconsistent gate/up/down_t shapes");
-  // up's and down's rows of each neuron side by side where both take the
-  // VNNI row layout: one token's kept neurons are then one pass of 2-row
-  // reads (kernels/neuron_rows_q8.h); batches read the same rows as views.
+  // up's and down's rows of each neuron side by side where both have one
+  // type and row layout: one token's kept neurons are then one pass of
+  // 2-row reads (kernels/neuron_rows.h); batches read the same rows as views.
   if (can_pair_neuron_rows(up_rows_, down_t_)) {
     NeuronRows pairs = paired_neuron_rows(up_rows_, down_t_, pool);
     up_rows_ = std::move(pairs.up);
@@ -146,7 +146,7 @@ void GateSparseFfn::forward(const Tensor& x, Tensor& y, Scratch& s, ThreadPool& 
   pack_kept_values(act_.data(), rule, packed_);
   const int64_t na = packed_.n_active();
   if (n == 1 && neuron_rows_are_paired(up_rows_, down_t_)) {
-    gated_neuron_rows_q8(up_rows_, down_t_, x.ptr(), packed_.values.data(), packed_.active.data(), na, y.ptr(), pool);
+    gated_neuron_rows(up_rows_, down_t_, x.ptr(), packed_.values.data(), packed_.active.data(), na, y.ptr(), pool);
     return;
   }
   s.b.resize(n, std::max<int64_t>(na, 1));

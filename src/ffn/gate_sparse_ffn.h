@@ -2,9 +2,10 @@
 // W_gate·x is computed densely, each token keeps the neurons the rule
 // selects, and only those neurons' rows of W_up and columns of W_down are
 // read (W_down is held transposed so a neuron's column is one contiguous row).
-// Where both take the VNNI row layout (Q8_0/Q4_0), a neuron's up row and
+// Where up and down^T share a type and a row layout (Q8_0/Q4_0 both in the
+// VNNI row layout, or F32/F16/BF16 both as stored), a neuron's up row and
 // down row are stored side by side and one token runs the fused pass of
-// kernels/neuron_rows_q8.h.
+// kernels/neuron_rows.h.
 //
 // Rules, each as its paper describes it (training-free application):
 //  - Threshold: CATS — Lee et al., "CATS: Contextually-Aware Thresholding

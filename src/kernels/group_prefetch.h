@@ -43,17 +43,23 @@ class GroupPrefetch {
       }
     }
   }
-  // Lines per step that cover the stream in `steps` steps.
+  // Lines per step that cover the stream in `steps` steps (in `passes`
+  // times as many when the stream is spread over several passes).
   int64_t share(int64_t steps) const {
     const int64_t lines = R * ((bytes_ + 63) / 64);
+    steps *= passes_;
     return steps > 0 ? (lines + steps - 1) / steps : lines;
   }
+  // For a fused kernel whose stream covers the rows of `passes` kernels
+  // (each sizing its share by its own steps): each issues 1/passes of it.
+  void spread_over(int passes) { passes_ = passes; }
 
  private:
   const uint8_t* rows_[R] = {};
   int64_t bytes_ = 0;
   int row_ = R;  // where the stream stands; R: done
   int64_t offset_ = 0;
+  int passes_ = 1;
 };
 
 // A product's first `groups` groups of R list entries from `first` (up to

@@ -1,10 +1,11 @@
 // Matrix products against F32, F16 and BF16 weights with Google Highway
 // (runtime dispatch over the ISAs this CPU has: SSE4, AVX2, AVX-512, ...).
 //
-// The micro-kernel computes a tile of NT tokens x NR weight rows with NT*NR
-// vector accumulators: every weight vector loaded is used NT times and every
-// activation vector NR times. Decode (one token) uses NT=1, NR=4, which reads
-// the weights exactly once — the bandwidth-bound case. One template serves
+// The micro-kernel (Tile, kernels/dense_tile-inl.h) computes a tile of NT
+// tokens x NR weight rows with NT*NR vector accumulators: every weight
+// vector loaded is used NT times and every activation vector NR times.
+// Decode (one token) uses NT=1, NR=4, which reads the weights exactly once
+// — the bandwidth-bound case. One template serves
 // all three weight types: F16/BF16 are widened to fp32 in registers
 // (LoadWeights), so half-precision weights cost half the memory traffic.
 #undef HWY_TARGET_INCLUDE
@@ -13,6 +14,7 @@
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/weight_load-inl.h"
+#include "kernels/dense_tile-inl.h"
 
 #include <functional>
 #include <vector>
@@ -29,48 +31,6 @@ HWY_BEFORE_NAMESPACE();
 namespace ffn {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-using DF = hn::ScalableTag<float>;
-
-
-// NT tokens x NR rows (w[r]: row r's first element; the rows need not be
-// adjacent); two accumulator sets (even / odd vectors) hide the FMA latency
-// when NT * NR is small. A gather passes `later` (the rows a group or more
-// ahead, kernels/group_prefetch.h) and the tile issues an equal share of
-// it at every step.
-template <int NT, int NR, typename WT>
-void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* const* w, GroupPrefetch<NR>* later,
-          float* HWY_RESTRICT y, int64_t y_stride, int64_t n_rows) {
-  const DF d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  using V = hn::Vec<DF>;
-  V acc[2][NT][NR];
-  for (int k = 0; k < 2; ++k)
-    for (int t = 0; t < NT; ++t)
-      for (int r = 0; r < NR; ++r) acc[k][t][r] = hn::Zero(d);
-  auto step = [&](int64_t i, V(&a)[NT][NR]) HWY_ATTR {
-    V wv[NR];
-    for (int r = 0; r < NR; ++r) wv[r] = LoadWeights(d, w[r] + i);
-    for (int t = 0; t < NT; ++t) {
-      const V xv = hn::LoadU(d, x + t * n_in + i);
-      for (int r = 0; r < NR; ++r) a[t][r] = hn::MulAdd(xv, wv[r], a[t][r]);
-    }
-  };
-  const int64_t share = later ? later->share(n_in / (2 * N)) : 0;
-  int64_t i = 0;
-  for (; i + 2 * N <= n_in; i += 2 * N) {
-    if (later) later->issue(share);
-    step(i, acc[0]);
-    step(i + N, acc[1]);
-  }
-  for (; i + N <= n_in; i += N) step(i, acc[0]);
-  for (int t = 0; t < NT; ++t)
-    for (int r = 0; r < NR && r < n_rows; ++r) {
-      float s = hn::GetLane(hn::SumOfLanes(d, hn::Add(acc[0][t][r], acc[1][t][r])));
-      for (int64_t j = i; j < n_in; ++j) s += x[t * n_in + j] * WeightToFloat(w[r][j]);
-      y[t * y_stride + r] = s;
-    }
-}
 
 // Rows [r0, r1) of the output for all tokens.
 template <int NT, typename WT>
@@ -109,16 +69,17 @@ void MatmulRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, int64_
   }
 }
 
-// Listed rows (rows[i] of w) for all tokens, into y[t * y_stride + i]. The
+// Listed rows (rows[i] of w, `pitch` elements apart) for all tokens, into
+// y[t * y_stride + i]. The
 // rows are scattered, so the hardware prefetcher restarts at each one: one
 // token takes 8 rows per tile (8 streams in flight) and prefetches groups
 // of 8 ahead as one stream (kernels/group_prefetch.h); batches take 4
 // tokens x 4 rows per tile over L2-sized blocks of the list, as MatmulRows
 // does.
 template <typename WT>
-void GatherRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, const int32_t* list, int64_t n,
-                float* y, int64_t y_stride) {
-  auto row = [&](int64_t i) { return w + int64_t(list[i]) * n_in; };
+void GatherRows(const float* x, int64_t n_tok, int64_t n_in, const WT* w, int64_t pitch, const int32_t* list,
+                int64_t n, float* y, int64_t y_stride) {
+  auto row = [&](int64_t i) { return w + int64_t(list[i]) * pitch; };
   const int64_t row_bytes = n_in * int64_t(sizeof(WT));
   auto over = [&](auto nt_tag, auto nr_tag, int64_t t, int64_t b, int64_t e) HWY_ATTR {
     constexpr int NT = decltype(nt_tag)::value, NR = decltype(nr_tag)::value;
@@ -171,9 +132,12 @@ void MatmulRowsDense(DType type, const float* x, int64_t n_tok, int64_t n_in, co
   WithWeightType(type, w, [&](const auto* tw) HWY_ATTR { MatmulRows(x, n_tok, n_in, tw, n_out, y, r0, r1); });
 }
 
-void GatherRowsDense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w, const int32_t* list,
-                     int64_t n, float* y, int64_t y_stride) {
-  WithWeightType(type, w, [&](const auto* tw) HWY_ATTR { GatherRows(x, n_tok, n_in, tw, list, n, y, y_stride); });
+void GatherRowsDense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w, uint64_t pitch,
+                     const int32_t* list, int64_t n, float* y, int64_t y_stride) {
+  WithWeightType(type, w, [&](const auto* tw) HWY_ATTR {
+    const int64_t elements = pitch ? int64_t(pitch / sizeof(*tw)) : n_in;
+    GatherRows(x, n_tok, n_in, tw, elements, list, n, y, y_stride);
+  });
 }
 
 float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n) {
@@ -232,9 +196,9 @@ void matmul_dense_rows(DType type, const float* x, int64_t n_tok, int64_t n_in, 
   HWY_DYNAMIC_DISPATCH(MatmulRowsDense)(type, x, n_tok, n_in, w, y_stride, y, r0, r1);
 }
 
-void matmul_dense_gather(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
+void matmul_dense_gather(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w, uint64_t pitch,
                          const int32_t* rows, int64_t n, float* y, int64_t y_stride) {
-  HWY_DYNAMIC_DISPATCH(GatherRowsDense)(type, x, n_tok, n_in, w, rows, n, y, y_stride);
+  HWY_DYNAMIC_DISPATCH(GatherRowsDense)(type, x, n_tok, n_in, w, pitch, rows, n, y, y_stride);
 }
 
 void matmul_dense(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,

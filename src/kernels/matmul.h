@@ -28,9 +28,10 @@ void matmul_dense(DType type, const float* x, int64_t n_tok, int64_t n_in, const
 void matmul_dense_rows(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
                        float* y, int64_t y_stride, int64_t r0, int64_t r1);
 
-// The listed rows of w (F32, F16, BF16; n_in elements each) for all tokens,
+// The listed rows of w (F32, F16, BF16; n_in elements each, `pitch` bytes
+// from one row's start to the next, 0: adjacent rows) for all tokens,
 // single-threaded: y[t * y_stride + i] = sum_k x[t, k] * w[rows[i], k].
-void matmul_dense_gather(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w,
+void matmul_dense_gather(DType type, const float* x, int64_t n_tok, int64_t n_in, const void* w, uint64_t pitch,
                          const int32_t* rows, int64_t n, float* y, int64_t y_stride);
 
 // Scalar reference for any weight type: decode each row exactly

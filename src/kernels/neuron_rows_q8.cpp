@@ -1,6 +1,7 @@
-// The fused sparse tail of a gate-sparsified FFN over paired neuron rows
-// (why, layout and arithmetic: neuron_rows_q8.h).
-#include "kernels/neuron_rows_q8.h"
+// The fused sparse tail of a gate-sparsified FFN over paired Q8_0/Q4_0
+// neuron rows in the VNNI row layout (why, layout and arithmetic:
+// neuron_rows.h).
+#include "kernels/neuron_rows.h"
 
 #include <immintrin.h>
 
@@ -30,10 +31,6 @@ namespace {
 constexpr int kQuads = 2;
 constexpr int kGroup = 4 * kQuads;
 
-bool in_row_layout(const WeightMatrix& w) {
-  return (w.type == DType::Q8_0 || w.type == DType::Q4_0) && w.packed != nullptr && w.data == nullptr;
-}
-
 // Kept neurons [0, n) of one share (x prepared in p, act and active at the
 // share's first entry) added into y[0, n_out), which this zeroes first.
 template <DType T, bool kVnni>
@@ -41,7 +38,7 @@ FFN_VNNI_TARGET void share_of_neurons(const WeightMatrix& up_rows, const relaid:
                                       const int32_t* active, int64_t n, float* y) {
   const int64_t n_out = up_rows.cols;
   const int64_t stride = int64_t(sparse_input_row_stride(T, n_out)), first = int64_t(sparse_input_scale_bytes(n_out));
-  const uint64_t pitch = up_rows.packed_pitch;
+  const uint64_t pitch = up_rows.row_pitch;
   const int64_t nb = n_out / kQuantBlock, nbp = (nb + 15) / 16 * 16;
   thread_local AlignedVector<int32_t> q;
   thread_local AlignedVector<float> scale, bias;
@@ -86,48 +83,10 @@ FFN_VNNI_TARGET void share_of_neurons(const WeightMatrix& up_rows, const relaid:
 
 }  // namespace
 
-bool can_pair_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t) {
-  return in_row_layout(up) && in_row_layout(down_t) && up.packed_pitch == 0 && down_t.packed_pitch == 0 &&
-         up.type == down_t.type && up.rows == down_t.rows && up.cols == down_t.cols && up.rows > 0 &&
-         up.cols > 0 && up.cols % kRelaidChunk == 0;
-}
-
-NeuronRows paired_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t, ThreadPool* pool) {
-  if (!can_pair_neuron_rows(up, down_t))
-    throw std::invalid_argument("paired_neuron_rows: up and down_t are not one shape and type in the row layout");
-  const uint64_t stride = sparse_input_row_stride(up.type, up.cols);
-  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(up.rows) * 2 * stride);
-  auto copy = [&](int64_t b, int64_t e) {
-    for (int64_t j = b; j < e; ++j) {
-      std::memcpy(buf.get() + uint64_t(j) * 2 * stride, up.packed + uint64_t(j) * stride, stride);
-      std::memcpy(buf.get() + uint64_t(j) * 2 * stride + stride, down_t.packed + uint64_t(j) * stride, stride);
-    }
-  };
-  if (pool) pool->parallel_for(up.rows, [&](int64_t b, int64_t e, int) { copy(b, e); });
-  else copy(0, up.rows);
-  NeuronRows out;
-  out.up = WeightMatrix{.type = up.type, .rows = up.rows, .cols = up.cols};
-  out.down_t = WeightMatrix{.type = down_t.type, .rows = down_t.rows, .cols = down_t.cols};
-  out.up.packed = buf.get();
-  out.down_t.packed = buf.get() + stride;
-  out.up.packed_pitch = out.down_t.packed_pitch = 2 * stride;
-  out.up.packed_owned = buf;
-  out.down_t.packed_owned = std::move(buf);
-  return out;
-}
-
-bool neuron_rows_are_paired(const WeightMatrix& up, const WeightMatrix& down_t) {
-  if (!in_row_layout(up) || !in_row_layout(down_t) || up.type != down_t.type || up.rows != down_t.rows ||
-      up.cols != down_t.cols)
-    return false;
-  const uint64_t stride = sparse_input_row_stride(up.type, up.cols);
-  return up.packed_pitch == 2 * stride && down_t.packed_pitch == 2 * stride && down_t.packed == up.packed + stride;
-}
-
 void gated_neuron_rows_q8(const WeightMatrix& up, const WeightMatrix& down_t, const float* x, const float* act,
                           const int32_t* active, int64_t n_active, float* y, ThreadPool& pool, QuantPath path) {
-  if (!neuron_rows_are_paired(up, down_t))
-    throw std::invalid_argument("gated_neuron_rows_q8: rows not made by paired_neuron_rows");
+  if (!neuron_rows_are_paired(up, down_t) || up.packed == nullptr)
+    throw std::invalid_argument("gated_neuron_rows_q8: not Q8_0/Q4_0 rows made by paired_neuron_rows");
   relaid::PreparedX& p = relaid::caller_prepared_x();
   relaid::prepare_x(x, 1, up.cols, p);
   const bool vnni = path == QuantPath::Vnni || (path == QuantPath::Auto && cpu_has_vnni());

@@ -187,7 +187,7 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
 uint64_t sparse_input_row_stride(DType type, int64_t n_out) { return scale_bytes(n_out) + quant_bytes(type, n_out); }
 uint64_t sparse_input_scale_bytes(int64_t n_out) { return scale_bytes(n_out); }
 uint64_t sparse_input_row_pitch(const WeightMatrix& wt) {
-  return wt.packed_pitch ? wt.packed_pitch : sparse_input_row_stride(wt.type, wt.cols);
+  return wt.row_pitch ? wt.row_pitch : sparse_input_row_stride(wt.type, wt.cols);
 }
 
 bool can_pack_sparse_input(const WeightMatrix& wt) {

@@ -86,7 +86,7 @@ WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const Weig
 // of its leading block scales (where the quant bytes start).
 uint64_t sparse_input_row_stride(DType type, int64_t n_out);
 uint64_t sparse_input_scale_bytes(int64_t n_out);
-// Bytes from one of wt's rows to the next in wt.packed (its packed_pitch,
+// Bytes from one of wt's rows to the next in wt.packed (its row_pitch,
 // else the row stride).
 uint64_t sparse_input_row_pitch(const WeightMatrix& wt);
 

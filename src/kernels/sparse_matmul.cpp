@@ -26,6 +26,7 @@
 #include "hwy/highway.h"
 #include "kernels/weight_load-inl.h"
 #include "kernels/quant_block-inl.h"
+#include "kernels/dense_rows-inl.h"
 
 #include <algorithm>
 #include <cstring>
@@ -49,77 +50,6 @@ HWY_BEFORE_NAMESPACE();
 namespace ffn {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-
-// Several tokens: software prefetch distance in bytes along each row
-// segment of a column tile. The active rows are scattered, so the hardware
-// prefetchers lose the stream at every row (and every 4 KiB page) and
-// restart; prefetching a fixed distance ahead in each of the current rows,
-// then into the next group's rows as the current ones end, keeps ~NR * 2
-// KiB in flight across those jumps. (One core of the AMD EPYC here, 50%
-// density: 1 KiB ahead was up to ~15% slower for F16 and Q8_0, 3 or 4 KiB
-// no better; noisy machine, best of 3.) One token streams whole rows and
-// prefetches groups ahead instead (kernels/group_prefetch.h).
-constexpr int64_t kPrefetchBytes = 2048;
-
-HWY_INLINE void PrefetchRead(const void* p) { __builtin_prefetch(p, 0, 3); }
-
-// What to prefetch `ahead` elements past position c of a row segment of n:
-// further along this row, or in the next group's row as this one ends — but
-// at most one group ahead, which is all a short segment (a column tile of a
-// multi-token product) can use before the next group reads it.
-template <typename T>
-HWY_INLINE const T* Ahead(const T* row, const T* next, int64_t c, int64_t ahead, int64_t n) {
-  const int64_t a = c + ahead;
-  return a < n ? row + a : next + std::min(a - n, c);
-}
-
-// y[t * y_stride + c] += sum_r x[r * x_stride + t] * w[r][c] for c in [0, n),
-// NR dense rows (x: the rows' activations, token-minor). kOne: a single
-// token, whose NR activations stay in registers, and which issues its
-// share of `later` (a group ahead) every 64 bytes of weights instead.
-template <int NR, bool kOne, typename WT>
-HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, GroupPrefetch<NR>& later,
-                          const float* HWY_RESTRICT x, int64_t x_stride, int64_t n_tok, float* HWY_RESTRICT y,
-                          int64_t y_stride, int64_t n) {
-  const D d;
-  // Prefetch one cache line per row every 64 bytes of weights. (Written
-  // out in each loop: GCC 12 dropped the prefetches of a lambda here.)
-  constexpr int64_t kLine = 64 / int64_t(sizeof(WT));
-  constexpr int64_t kAhead = kPrefetchBytes / int64_t(sizeof(WT));
-  int64_t c = 0;
-  if constexpr (kOne) {
-    const int64_t share = later.share((n + kLine - 1) / kLine);
-    V xs[NR];
-    for (int r = 0; r < NR; ++r) xs[r] = hn::Set(d, x[r * x_stride]);
-    for (; c + kLanes <= n; c += kLanes) {
-      if (c % kLine < kLanes) later.issue(share);
-      V acc = hn::LoadU(d, y + c);
-      for (int r = 0; r < NR; ++r) acc = hn::MulAdd(LoadWeights(d, w[r] + c), xs[r], acc);
-      hn::StoreU(acc, d, y + c);
-    }
-  } else {
-    for (; c + kLanes <= n; c += kLanes) {
-      if (c % kLine < kLanes) {
-        for (int r = 0; r < NR; ++r) PrefetchRead(Ahead(w[r], next[r], c, kAhead, n));
-      }
-      V wv[NR];
-      for (int r = 0; r < NR; ++r) wv[r] = LoadWeights(d, w[r] + c);
-      for (int64_t t = 0; t < n_tok; ++t) {
-        float* yt = y + t * y_stride + c;
-        V acc = hn::LoadU(d, yt);
-        for (int r = 0; r < NR; ++r) acc = hn::MulAdd(wv[r], hn::Set(d, x[r * x_stride + t]), acc);
-        hn::StoreU(acc, d, yt);
-      }
-    }
-  }
-  for (; c < n; ++c)
-    for (int64_t t = 0; t < n_tok; ++t) {
-      float s = y[t * y_stride + c];
-      for (int r = 0; r < NR; ++r) s += x[r * x_stride + t] * WeightToFloat(w[r][c]);
-      y[t * y_stride + c] = s;
-    }
-}
 
 // The same for NR quantized rows of nb blocks (n = 32 * nb columns).
 template <int NR, bool kOne, typename Block>
@@ -178,10 +108,10 @@ constexpr bool kIsBlock = std::is_same_v<Fmt, BlockQ8_0> || std::is_same_v<Fmt, 
 constexpr int64_t kTokenBlock = 64;
 constexpr int64_t kTileFloats = 4096;
 
-// Output columns [c0, c1) of every token: y = sum over the active rows, NR
-// rows at a time. c0 is a multiple of the block size.
+// Output columns [c0, c1) of every token: y = sum over the active rows
+// (row_bytes each, `pitch` bytes apart), NR rows at a time. c0 is a multiple of the block size.
 template <typename Fmt>
-void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, const float* x, int64_t n_tok,
+void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, uint64_t pitch, const float* x, int64_t n_tok,
                         const int32_t* active, int64_t n_active, float* y, int64_t n_out, int64_t c0,
                         int64_t c1) {
   constexpr int64_t kPer = kIsBlock<Fmt> ? kQuantBlock : 1;  // columns per Fmt
@@ -198,7 +128,7 @@ void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, const float* x, i
     const int64_t n = width / kPer;  // columns or blocks
     auto row = [&](int64_t k) {
       k = std::min(k, n_active - 1);  // "next rows" past the end: prefetch the last again
-      return reinterpret_cast<const Fmt*>(wt + uint64_t(active[k]) * row_bytes) + ct / kPer;
+      return reinterpret_cast<const Fmt*>(wt + uint64_t(active[k]) * pitch) + ct / kPer;
     };
     // One token: the stream over the group of NR list entries from k
     // (kernels/group_prefetch.h; the whole range is one tile, rows whole).
@@ -266,20 +196,20 @@ void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, const float* x, i
 }
 
 // Type-erased entry (HWY_EXPORT needs one non-template function).
-void SparseInputColumnsTyped(DType type, const uint8_t* wt, uint64_t row_bytes, const float* x,
+void SparseInputColumnsTyped(DType type, const uint8_t* wt, uint64_t row_bytes, uint64_t pitch, const float* x,
                              int64_t n_tok, const int32_t* active, int64_t n_active, float* y,
                              int64_t n_out, int64_t c0, int64_t c1) {
   switch (type) {
     case DType::F16:
-      return SparseInputColumns<hwy::float16_t>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+      return SparseInputColumns<hwy::float16_t>(wt, row_bytes, pitch, x, n_tok, active, n_active, y, n_out, c0, c1);
     case DType::BF16:
-      return SparseInputColumns<hwy::bfloat16_t>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+      return SparseInputColumns<hwy::bfloat16_t>(wt, row_bytes, pitch, x, n_tok, active, n_active, y, n_out, c0, c1);
     case DType::Q8_0:
-      return SparseInputColumns<BlockQ8_0>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+      return SparseInputColumns<BlockQ8_0>(wt, row_bytes, pitch, x, n_tok, active, n_active, y, n_out, c0, c1);
     case DType::Q4_0:
-      return SparseInputColumns<BlockQ4_0>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+      return SparseInputColumns<BlockQ4_0>(wt, row_bytes, pitch, x, n_tok, active, n_active, y, n_out, c0, c1);
     default:
-      return SparseInputColumns<float>(wt, row_bytes, x, n_tok, active, n_active, y, n_out, c0, c1);
+      return SparseInputColumns<float>(wt, row_bytes, pitch, x, n_tok, active, n_active, y, n_out, c0, c1);
   }
 }
 
@@ -370,7 +300,7 @@ void matmul_gather_rows(const WeightMatrix& w, const float* x, int64_t n_tok, co
   }
   // Each thread takes an equal piece of the list.
   for_each_list_piece(n_rows, n_tok * w.cols, pool, [&](int64_t b, int64_t e) {
-    matmul_dense_gather(w.type, x, n_tok, w.cols, w.data, rows + b, e - b, y + b, n_rows);
+    matmul_dense_gather(w.type, x, n_tok, w.cols, w.data, w.pitch(), rows + b, e - b, y + b, n_rows);
   });
 }
 
@@ -387,8 +317,8 @@ void matmul_sparse_input(const WeightMatrix& wt, const float* x, int64_t n_tok, 
     if (vnni)
       sparse_input_q8_columns(wt, x + k0, n_active, n_tok, active + k0, k1 - k0, out, n_out, c0, c1);
     else
-      HWY_DYNAMIC_DISPATCH(SparseInputColumnsTyped)(wt.type, wt.data, row_bytes, x + k0, n_tok, active + k0,
-                                                    k1 - k0, out, n_out, c0, c1);
+      HWY_DYNAMIC_DISPATCH(SparseInputColumnsTyped)(wt.type, wt.data, row_bytes, wt.pitch(), x + k0, n_tok,
+                                                    active + k0, k1 - k0, out, n_out, c0, c1);
   };
   if (n_tok == 1) {
     sum_list_shares(n_active, n_out, y, pool,

@@ -27,15 +27,17 @@ struct WeightMatrix {
   // kernels/sparse_input_q8.h here, with `data` null (nothing else reads it).
   const uint8_t* packed = nullptr;
   std::shared_ptr<const void> packed_owned = nullptr;
-  // Bytes from one row of the input-sparse layout in `packed` to the next
-  // when its rows are interleaved with another matrix's (a neuron's up row
-  // beside its down column, kernels/neuron_rows_q8.h); 0: rows follow each
-  // other (the layout's row stride).
-  uint64_t packed_pitch = 0;
+  // Bytes from one row to the next when the rows are interleaved with
+  // another matrix's (a neuron's up row beside its down column,
+  // kernels/neuron_rows.h): in `packed` when it holds the input-sparse
+  // layout (data null), else in `data`. 0: rows follow each other.
+  uint64_t row_pitch = 0;
 
   uint64_t row_bytes() const { return dtype_row_bytes(type, uint64_t(cols)); }
   uint64_t bytes() const { return row_bytes() * uint64_t(rows); }
-  const uint8_t* row(int64_t r) const { return data + uint64_t(r) * row_bytes(); }
+  // From one row of `data` to the next.
+  uint64_t pitch() const { return row_pitch ? row_pitch : row_bytes(); }
+  const uint8_t* row(int64_t r) const { return data + uint64_t(r) * pitch(); }
 };
 
 // y[n_tok, rows] = x[n_tok, cols] * W^T (matmul_many with one job).
