@@ -293,7 +293,7 @@ void BM_PackedAmx(benchmark::State& state) {
   report_alternating(state, seconds, 2.0 * double(n_tok * kIn * kOut) / 1e9, "avx512_GFLOP/s", "amx_GFLOP/s");
 }
 BENCHMARK(BM_PackedAmx)
-    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {16, 64, 128}})
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {16, 32, 64, 128}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -104,14 +104,25 @@ struct EmulatedTiles {
 
   template <int C, int A, int B>
   static void dot_s8u8() {
+    dot_bytes<C, A, B, false>();
+  }
+  template <int C, int A, int B>
+  static void dot_s8s8() {
+    dot_bytes<C, A, B, true>();
+  }
+  // TDPBSUD (B unsigned) and TDPBSSD (B signed).
+  template <int C, int A, int B, bool kSignedB>
+  static void dot_bytes() {
     require_product<C, A, B>();
     State& s = state();
     for (int m = 0; m < rows(C); ++m)
       for (int n = 0; n < colsb(C) / 4; ++n) {
         int64_t sum = 0;
         for (int k = 0; k < rows(B); ++k)
-          for (int i = 0; i < 4; ++i)
-            sum += int64_t(int8_t(s.tile[A][m][4 * k + i])) * int64_t(s.tile[B][k][4 * n + i]);
+          for (int i = 0; i < 4; ++i) {
+            const uint8_t b = s.tile[B][k][4 * n + i];
+            sum += int64_t(int8_t(s.tile[A][m][4 * k + i])) * (kSignedB ? int64_t(int8_t(b)) : int64_t(b));
+          }
         uint32_t c;
         std::memcpy(&c, &s.tile[C][m][4 * n], 4);
         c += uint32_t(sum);  // int32 arithmetic wraps on the tile unit

@@ -112,8 +112,8 @@ TEST(AmxPacked, EmulatedTilesEqualAvx512TilesAndReference) {
 // Tile units with one wrong lane: the self-check must notice.
 struct IntOffByOneTiles : EmulatedTiles {
   template <int C, int A, int B>
-  static void dot_s8u8() {
-    EmulatedTiles::dot_s8u8<C, A, B>();
+  static void dot_s8s8() {
+    EmulatedTiles::dot_s8s8<C, A, B>();
     state().tile[C][0][0] += 1;
   }
 };
@@ -154,14 +154,14 @@ TEST(AmxPacked, EmulatorFaultsOnMisuse) {
   c.set(4, 16, 32);  // A 16 x 32 bytes: K = 32
   c.set(6, 16, 64);  // B 16 rows: K would be 64
   EmulatedTiles::configure(c);
-  EXPECT_THROW((EmulatedTiles::dot_s8u8<0, 4, 6>()), std::logic_error);
-  EXPECT_THROW((EmulatedTiles::dot_s8u8<0, 4, 7>()), std::logic_error);  // tile 7 not configured
+  EXPECT_THROW((EmulatedTiles::dot_s8s8<0, 4, 6>()), std::logic_error);
+  EXPECT_THROW((EmulatedTiles::dot_s8s8<0, 4, 7>()), std::logic_error);  // tile 7 not configured
   c.set(6, 8, 64);
   EmulatedTiles::configure(c);
-  EXPECT_NO_THROW((EmulatedTiles::dot_s8u8<0, 4, 6>()));
+  EXPECT_NO_THROW((EmulatedTiles::dot_s8s8<0, 4, 6>()));
   c.set(0, 8, 64);  // C rows != A rows
   EmulatedTiles::configure(c);
-  EXPECT_THROW((EmulatedTiles::dot_s8u8<0, 4, 6>()), std::logic_error);
+  EXPECT_THROW((EmulatedTiles::dot_s8s8<0, 4, 6>()), std::logic_error);
   EmulatedTiles::release();
 }
 
@@ -200,7 +200,7 @@ TEST(AmxSupport, DecisionFollowsCpuEnvironmentPermissionAndSelfCheck) {
   s = decide_amx(true, "1", grant, pass);
   EXPECT_TRUE(s.in_use) << s.reason;
   EXPECT_FALSE(s.surprising);
-  EXPECT_NE(s.reason.find("16 tokens"), std::string::npos) << s.reason;
+  EXPECT_NE(s.reason.find("bf16 tiles from 16 tokens on, int8 from 32"), std::string::npos) << s.reason;
 
   s = decide_amx(true, "yes", grant, pass);
   EXPECT_TRUE(s.in_use);

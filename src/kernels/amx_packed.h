@@ -2,11 +2,11 @@
 // tiles (the kernels: kernels/amx_packed-inl.h), and whether this process
 // uses them.
 //
-// No machine this project has run on so far exposes AMX (docs/BENCHMARKS.md
-// lists them), so the kernels are tested through the scalar tile emulator
-// (tests/emulated_tiles.h), and on first use the process runs them once
-// against the AVX-512 tiles on random data: if they disagree, AMX stays off
-// and `ffn bench` says so, rather than a product being wrong.
+// The kernels are tested through the scalar tile emulator
+// (tests/emulated_tiles.h) on every CPU with AVX-512, and against it on
+// the hardware tiles where a CPU has them. On first use the process runs
+// them once against the AVX-512 tiles on random data: if they disagree,
+// AMX stays off and `ffn bench` says so, rather than a product being wrong.
 #pragma once
 
 #include <cstdint>
@@ -19,9 +19,14 @@
 namespace ffn {
 
 // From this many tokens on, matmul_packed_rows (QuantPath::Auto) takes the
-// AMX tiles where amx_in_use(): one A tile holds 16 tokens. (A choice, not
-// a measurement: no AMX machine so far.)
-constexpr int64_t kAmxMinTokens = 16;
+// AMX tiles where amx_in_use(). One A tile holds 16 tokens; Q8_0/Q4_0
+// also re-lay each row tile's weights as signed bytes once per call, which
+// a single token group does not repay (BM_PackedAmx, 5632 x 2048, one
+// thread: at 16 tokens Q8_0 ran at 0.94-0.99x of the AVX-512 tiles, at 32
+// tokens 1.28x; BF16 at 16 tokens 4.0x).
+constexpr int64_t kAmxMinTokensBf16 = 16;
+constexpr int64_t kAmxMinTokensInt8 = 32;
+inline int64_t amx_min_tokens(DType type) { return type == DType::BF16 ? kAmxMinTokensBf16 : kAmxMinTokensInt8; }
 
 // Output rows [r0, r1) (r0 a multiple of kPackRows) of packed w (Q8_0 or
 // Q4_0: xa's int8 blocks; BF16: xa.bf16) for n_tok tokens, on the tiles:
@@ -31,7 +36,7 @@ void matmul_packed_rows_amx(const WeightMatrix& w, const QuantizedActivations& x
                             int64_t y_stride, int64_t r0, int64_t r1);
 
 // For tests on CPUs without AMX: from now on the products that would take
-// the tiles (QuantPath::Amx, or Auto from kAmxMinTokens tokens on) call
+// the tiles (QuantPath::Amx, or Auto from amx_min_tokens on) call
 // `rows` in place of the hardware kernels, whether or not amx_in_use()
 // (null: back to normal). Not for use while products run.
 using AmxRowsFn = void (*)(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,

@@ -4,8 +4,9 @@
 // AMX adds eight tile registers tmm0..tmm7 of up to 16 rows x 64 bytes and
 // matrix instructions on them: TDPBSUD multiplies an M x K tile of signed
 // bytes (A) with a K/4 x N*4 tile of unsigned bytes laid out four bytes per
-// column (B) into an M x N tile of int32 (C); TDPBF16PS does the same for
-// bf16 pairs into fp32. Intel SDM vol. 2, "TDPBSUD", "TDPBF16PS",
+// column (B) into an M x N tile of int32 (C), TDPBSSD the same with signed
+// B; TDPBF16PS does the same for bf16 pairs into fp32. Intel SDM vol. 2,
+// "TDPBSUD", "TDPBSSD", "TDPBF16PS",
 // "LDTILECFG"; Linux Documentation/arch/x86/xstate.rst for the permission.
 //
 // The kernels are templates over a tile unit: HardwareTiles below issues the
@@ -62,6 +63,11 @@ struct HardwareTiles {
   template <int C, int A, int B>
   static void dot_s8u8() {
     asm volatile("tdpbsud %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(C), "i"(A), "i"(B));
+  }
+  // C += A (signed bytes) . B (signed bytes), int32.
+  template <int C, int A, int B>
+  static void dot_s8s8() {
+    asm volatile("tdpbssd %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(C), "i"(A), "i"(B));
   }
   // C += A . B, bf16 pairs, fp32.
   template <int C, int A, int B>

@@ -263,7 +263,7 @@ void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, i
   if (path == QuantPath::Amx && !amx_rows_active())
     throw std::logic_error("matmul_packed_rows: QuantPath::Amx, but this process does not use AMX tiles (" +
                            amx_support().reason + ")");
-  if (path == QuantPath::Amx || (path == QuantPath::Auto && n_tok >= kAmxMinTokens && amx_rows_active())) {
+  if (path == QuantPath::Amx || (path == QuantPath::Auto && n_tok >= amx_min_tokens(w.type) && amx_rows_active())) {
     matmul_packed_rows_amx(w, xa, n_tok, y, y_stride, r0, r1);
     return;
   }

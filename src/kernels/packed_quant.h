@@ -110,7 +110,7 @@ std::shared_ptr<uint8_t> weight_allocation(uint64_t size);
 // takes the AMX tiles (kernels/amx_packed.h; without them, a logic_error). For
 // Q8_0/Q4_0, Vnni takes vpdpbusd and Portable the AVX-512BW sums (the same
 // integers; tests run both where the CPU has VNNI); BF16 takes vdpbf16ps
-// for both. Auto: the tiles from kAmxMinTokens tokens on where
+// for both. Auto: the tiles from amx_min_tokens(w.type) tokens on where
 // amx_in_use(), else the first of Vnni and Portable this CPU has.
 void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
                         int64_t y_stride, int64_t r0, int64_t r1, QuantPath path = QuantPath::Auto);
