@@ -1,6 +1,6 @@
 // A scalar model of the AMX tile unit, written from the Intel SDM's
 // definitions of LDTILECFG, TILELOADD, TILESTORED, TILEZERO, TILERELEASE,
-// TDPBSUD and TDPBF16PS (vol. 2), for running the tile kernels
+// TDPBSSD and TDPBF16PS (vol. 2), for running the tile kernels
 // (kernels/amx_packed-inl.h) on CPUs without AMX. The checks that raise #GP
 // or #UD on hardware (a bad configuration, an unconfigured tile, shapes that
 // do not multiply, tiles not distinct) throw here instead, so a kernel that
@@ -88,7 +88,7 @@ struct EmulatedTiles {
       std::memcpy(static_cast<uint8_t*>(p) + r * stride, state().tile[T][r], size_t(colsb(T)));
   }
 
-  // The shape rules of TDPBSUD / TDPBF16PS: C = A (M x K) . B (K/4 x N).
+  // The shape rules of TDPBSSD / TDPBF16PS: C = A (M x K) . B (K/4 x N).
   template <int C, int A, int B>
   static void require_product() {
     static_assert(C != A && C != B && A != B, "tiles must be distinct");
@@ -103,26 +103,15 @@ struct EmulatedTiles {
   }
 
   template <int C, int A, int B>
-  static void dot_s8u8() {
-    dot_bytes<C, A, B, false>();
-  }
-  template <int C, int A, int B>
   static void dot_s8s8() {
-    dot_bytes<C, A, B, true>();
-  }
-  // TDPBSUD (B unsigned) and TDPBSSD (B signed).
-  template <int C, int A, int B, bool kSignedB>
-  static void dot_bytes() {
     require_product<C, A, B>();
     State& s = state();
     for (int m = 0; m < rows(C); ++m)
       for (int n = 0; n < colsb(C) / 4; ++n) {
         int64_t sum = 0;
         for (int k = 0; k < rows(B); ++k)
-          for (int i = 0; i < 4; ++i) {
-            const uint8_t b = s.tile[B][k][4 * n + i];
-            sum += int64_t(int8_t(s.tile[A][m][4 * k + i])) * (kSignedB ? int64_t(int8_t(b)) : int64_t(b));
-          }
+          for (int i = 0; i < 4; ++i)
+            sum += int64_t(int8_t(s.tile[A][m][4 * k + i])) * int64_t(int8_t(s.tile[B][k][4 * n + i]));
         uint32_t c;
         std::memcpy(&c, &s.tile[C][m][4 * n], 4);
         c += uint32_t(sum);  // int32 arithmetic wraps on the tile unit

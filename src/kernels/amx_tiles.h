@@ -2,11 +2,10 @@
 // packed kernels use (kernels/amx_packed-inl.h).
 //
 // AMX adds eight tile registers tmm0..tmm7 of up to 16 rows x 64 bytes and
-// matrix instructions on them: TDPBSUD multiplies an M x K tile of signed
-// bytes (A) with a K/4 x N*4 tile of unsigned bytes laid out four bytes per
-// column (B) into an M x N tile of int32 (C), TDPBSSD the same with signed
-// B; TDPBF16PS does the same for bf16 pairs into fp32. Intel SDM vol. 2,
-// "TDPBSUD", "TDPBSSD", "TDPBF16PS",
+// matrix instructions on them: TDPBSSD multiplies an M x K tile of signed
+// bytes (A) with a K/4 x N*4 tile of signed bytes laid out four bytes per
+// column (B) into an M x N tile of int32 (C); TDPBF16PS does the same for
+// bf16 pairs into fp32. Intel SDM vol. 2, "TDPBSSD", "TDPBF16PS",
 // "LDTILECFG"; Linux Documentation/arch/x86/xstate.rst for the permission.
 //
 // The kernels are templates over a tile unit: HardwareTiles below issues the
@@ -58,11 +57,6 @@ struct HardwareTiles {
   template <int T>
   static void store(void* p, int64_t stride) {
     asm volatile("tilestored %%tmm%c2, (%0,%1,1)" ::"r"(p), "r"(stride), "i"(T) : "memory");
-  }
-  // C += A (signed bytes) . B (unsigned bytes), int32.
-  template <int C, int A, int B>
-  static void dot_s8u8() {
-    asm volatile("tdpbsud %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(C), "i"(A), "i"(B));
   }
   // C += A (signed bytes) . B (signed bytes), int32.
   template <int C, int A, int B>
