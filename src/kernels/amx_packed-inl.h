@@ -50,6 +50,7 @@ namespace ffn {
 #define FFN_AMX_HOST_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 
 constexpr int64_t kAmxTokens = 16;  // tokens per A tile (its rows)
+static_assert(QuantizedActivations::kAmxGroupTokens == kAmxTokens);
 
 FFN_INTRINSICS_WARNINGS_OFF
 template <class Tiles>
@@ -123,14 +124,6 @@ struct AmxPacked {
     if (r0 >= r1 || n_tok <= 0) return;
     const int64_t nb = w.cols / 32;
     const int64_t groups = (n_tok + kAmxTokens - 1) / kAmxTokens;
-    // Per token group and block, its 16 tokens' scales d_x side by side (0
-    // past the last token), so the scaling loop reads them as broadcast
-    // operands at fixed offsets.
-    thread_local AlignedVector<float> dx;
-    dx.assign(size_t(groups * nb * kAmxTokens), 0.0f);
-    for (int64_t t = 0; t < n_tok; ++t)
-      for (int64_t b = 0; b < nb; ++b)
-        dx[size_t(((t / kAmxTokens) * nb + b) * kAmxTokens + t % kAmxTokens)] = xa.d[size_t(t * nb + b)];
     thread_local AlignedVector<int8_t> weights;  // a row tile's B tiles, signed
     weights.resize(size_t(nb * kSignedBlockBytes));
     const uint64_t tile_bytes = packed_tile_bytes(T, w.cols);
@@ -145,7 +138,7 @@ struct AmxPacked {
         if (m != configured) Tiles::configure(quant_config(m));
         configured = m;
         quant_tile<T>(tile, weights.data(), xa.q.data() + g * kAmxTokens * nb * 32, nb,
-                      dx.data() + g * nb * kAmxTokens, m, y + g * kAmxTokens * y_stride + r, y_stride,
+                      xa.d_groups.data() + g * nb * kAmxTokens, m, y + g * kAmxTokens * y_stride + r, y_stride,
                       std::min(kPackRows, r1 - r));
       }
     }

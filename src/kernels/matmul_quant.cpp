@@ -215,6 +215,13 @@ void QuantizedActivations::quantize(const float* x, int64_t n_tok, int64_t n_in,
       // offset8 lanes are -8 times the sums of 4 values each: exact.
       sum[size_t(i)] = -(off[0] + off[1] + off[2] + off[3] + off[4] + off[5] + off[6] + off[7]) / 8;
     }
+  // Once here rather than in every call of the tile kernels (each thread
+  // and each matrix that reads these activations).
+  const int64_t g_tok = kAmxGroupTokens;
+  d_groups.assign(static_cast<size_t>((n_tok + g_tok - 1) / g_tok * nb * g_tok), 0.0f);
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t b = 0; b < nb; ++b)
+      d_groups[static_cast<size_t>(((t / g_tok) * nb + b) * g_tok + t % g_tok)] = d[static_cast<size_t>(t * nb + b)];
 }
 
 bool cpu_has_vnni() {

@@ -29,12 +29,17 @@ enum class QuantPath { Auto, Portable, Vnni, Amx };
 // holds, for each group of 4 bytes k of the block, -8 * (q[4k] + ... +
 // q[4k+3]): the Q4_0 kernel's "- 8" term, laid out as vpdpbusd's 8 int32
 // lanes. sum[t][b] is q[t][32b] + ... + q[t][32b+31] (the packed kernels'
-// zero-point term, kernels/packed_quant.h).
+// zero-point term, kernels/packed_quant.h). d_groups holds d again for the
+// AMX tiles (kernels/amx_packed.h), per group of kAmxGroupTokens tokens
+// and block the group's scales side by side: d_groups[(g * nb + b) * 16 +
+// i] = d[16g + i][b], 0 past the last token.
 struct QuantizedActivations {
+  static constexpr int64_t kAmxGroupTokens = 16;
   AlignedVector<int8_t> q;
   std::vector<float> d;
   AlignedVector<int32_t> offset8;
   std::vector<int32_t> sum;
+  AlignedVector<float> d_groups;
   // For packed BF16 weights instead: x rounded to bf16 (kernels/packed_bf16.h).
   AlignedVector<uint16_t> bf16;
 
