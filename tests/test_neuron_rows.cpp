@@ -153,7 +153,8 @@ void expect_batches_read_the_views(DType type, int64_t d, uint64_t seed) {
 
 TEST(NeuronRowsQ8, BatchKernelsReadThePairedViews) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "needs AVX-512 BW";
-  for (const DType type : {DType::Q8_0, DType::Q4_0}) expect_batches_read_the_views(type, 192, 41);
+  for (const DType type : {DType::Q8_0, DType::Q4_0})
+    ASSERT_NO_FATAL_FAILURE(expect_batches_read_the_views(type, 192, 41));
 }
 
 TEST(NeuronRowsQ8, PairingNeedsOneShapeAndTypeInTheRowLayout) {
@@ -215,7 +216,7 @@ TEST(NeuronRowsDense, FusedEqualsTheTwoPassesAndTheReference) {
 TEST(NeuronRowsDense, BatchKernelsReadThePairedViews) {
   const int64_t hidden = 203, d = 203;
   for (const DType type : {DType::F32, DType::F16, DType::BF16}) {
-    expect_batches_read_the_views(type, d, 61);
+    ASSERT_NO_FATAL_FAILURE(expect_batches_read_the_views(type, d, 61));
     // Row r of a view is row r of its matrix (readers that decode rows).
     const Neurons n = make_neurons(type, hidden, d, 61);
     std::vector<float> row_pair(static_cast<size_t>(d)), row_alone(static_cast<size_t>(d));

@@ -76,7 +76,8 @@ AmxSupport decide_amx(bool cpu_has_amx, const char* env, const std::function<int
   }
   if (!self_check())
     return {false, "off: the tiles disagreed with the AVX-512 kernels on the self-check" + note, true};
-  return {true, fmt::format("bf16 tiles from {} tokens on, int8 from {}{}", kAmxMinTokensBf16, kAmxMinTokensInt8, note)};
+  return {true,
+          fmt::format("bf16 tiles from {} tokens on, int8 from {}{}", kAmxMinTokensBf16, kAmxMinTokensInt8, note)};
 }
 
 const AmxSupport& amx_support() {
