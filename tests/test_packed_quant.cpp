@@ -1,6 +1,6 @@
-// Packed (row-tile) Q8_0/Q4_0/BF16 weights: matmul through the packed
+// Packed (row-tile) Q8_0/Q4_0/BF16/F16 weights: matmul through the packed
 // kernels equals the scalar reference on the rounded activations (int8
-// blocks, or bf16), and the row-major kernel, at odd shapes (rows not a multiple of the
+// blocks, or bf16; F16 keeps them fp32), and the row-major kernel, at odd shapes (rows not a multiple of the
 // 16-row tile, 1-13 tokens covering every token-group width), 1-3 threads.
 #include <gtest/gtest.h>
 
@@ -30,7 +30,7 @@ using test::bf16_roundtrip;
 using test::random_weight;
 
 TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
-  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16})
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16, DType::F16})
     for (int64_t rows : {1, 5, 16, 37, 130})
       for (int64_t cols : {32, 96, 288}) {
         const WeightMatrix plain = random_weight(type, rows, cols, uint64_t(rows * 31 + cols));
@@ -50,7 +50,9 @@ TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
             matmul(packed, x.data(), n_tok, y.data(), pool);
             matmul(plain, x.data(), n_tok, y_rows.data(), pool);
             // Reference: exact weight decode, int8-rounded x, double sums.
-            const std::vector<float> xr = type == DType::BF16 ? bf16_roundtrip(x) : test::int8_roundtrip(x);
+            const std::vector<float> xr = type == DType::BF16 ? bf16_roundtrip(x)
+                                          : type == DType::F16  ? x
+                                                                : test::int8_roundtrip(x);
             matmul_reference(type, xr.data(), n_tok, cols, plain.data, rows, ref.data());
             // Scale of each output: sum |x_i| |w_i| (the reference on absolute values).
             std::vector<float> xa(xr.size()), wa(size_t(rows * cols));
@@ -62,7 +64,7 @@ TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
             matmul_f32_reference(xa.data(), n_tok, cols, wa.data(), rows, l1.data());
             // Without VNNI the row-major Q8_0/Q4_0 path keeps x in fp32
             // (matmul_quant_portable.cpp): its reference is on x itself.
-            const bool rows_fp32 = type != DType::BF16 && !cpu_has_vnni();
+            const bool rows_fp32 = (type == DType::Q8_0 || type == DType::Q4_0) && !cpu_has_vnni();
             std::vector<float> ref_rows = ref;
             if (rows_fp32) matmul_reference(type, x.data(), n_tok, cols, plain.data, rows, ref_rows.data());
             for (size_t i = 0; i < y.size(); ++i) {
@@ -72,6 +74,7 @@ TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
               ASSERT_GT(l1[i], 0.0f) << where;
               ASSERT_NEAR(y[i], ref[i], 1e-5 * l1[i]) << where;
               // The row-major BF16 kernel keeps x in fp32: ~2^-9 relative.
+              // (F16: both keep x in fp32, the sums differ in order only.)
               if (rows_fp32) ASSERT_NEAR(y_rows[i], ref_rows[i], 1e-5 * l1[i]) << where;
               else ASSERT_NEAR(y[i], y_rows[i], (type == DType::BF16 ? 4e-3 : 1e-5) * l1[i]) << where;
             }
@@ -84,7 +87,7 @@ TEST(PackedQuant, MatmulMatchesReferenceAndRowMajorKernel) {
 // (packed_prefetch_bytes): the distance must not change a product, on
 // either path, here whichever this CPU takes by default.
 TEST(PackedQuant, PrefetchDistanceDoesNotChangeProducts) {
-  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16}) {
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16, DType::F16}) {
     WeightMatrix w = random_weight(type, 37, 288, 11);
     if (!can_pack(w)) continue;
     pack_row_tiles(w, nullptr);
@@ -203,27 +206,38 @@ TEST(PackedQuant, Bf16RoundingEqualsDefinition) {
 }
 
 TEST(PackedQuant, OnlyPackableTypesPack) {
+  WeightMatrix f32 = random_weight(DType::F32, 20, 64, 5);
+  pack_row_tiles(f32, nullptr);
+  EXPECT_EQ(f32.packed, nullptr);
   WeightMatrix f16 = random_weight(DType::F16, 20, 64, 5);
   pack_row_tiles(f16, nullptr);
-  EXPECT_EQ(f16.packed, nullptr);
+  EXPECT_EQ(f16.packed != nullptr, cpu_has_avx512_bf16());
   WeightMatrix q = random_weight(DType::Q8_0, 20, 64, 6);
   pack_row_tiles(q, nullptr);
   EXPECT_EQ(q.packed != nullptr, cpu_has_avx512bw());
   EXPECT_EQ(without_packed(q).packed, nullptr);
-  WeightMatrix odd = random_weight(DType::BF16, 20, 48, 7);  // cols not whole 32-column blocks
-  pack_row_tiles(odd, nullptr);
-  EXPECT_EQ(odd.packed, nullptr);
+  for (DType type : {DType::BF16, DType::F16}) {
+    WeightMatrix odd = random_weight(type, 20, 48, 7);  // cols not whole 32-column blocks
+    pack_row_tiles(odd, nullptr);
+    EXPECT_EQ(odd.packed, nullptr);
+  }
+  // F16 tiles read fp32 activations: the int8/bf16 entry point refuses them.
+  if (f16.packed) {
+    QuantizedActivations xa;
+    std::vector<float> y(20);
+    EXPECT_THROW(matmul_packed_rows(f16, xa, 1, y.data(), 20, 0, 20), std::logic_error);
+  }
 }
 
-// A real model (stories260K re-encoded to Q8_0, Q4_0 and BF16) loaded packed
+// A real model (stories260K re-encoded to Q8_0, Q4_0, BF16 and F16) loaded packed
 // (the default: its layer matrices have packed copies, FFN hidden 172 = 10
 // tiles + 12 padded rows) and as stored gives the same logits for a prompt
 // (prefill) and for a token decoded after it.
 TEST(PackedQuant, PackedModelEqualsModelAsStored) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   const ModelSource f32 = load_model_source(test::data_path("models/stories260K.gguf"));
-  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16}) {
-    if (type == DType::BF16 && !cpu_has_avx512_bf16()) continue;
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::BF16, DType::F16}) {
+    if ((type == DType::BF16 || type == DType::F16) && !cpu_has_avx512_bf16()) continue;
     const ModelSource src = retype(f32, type);
     LlamaModel packed(src), stored(src, LlamaModel::Layout::AsStored);
     const auto* ffn = dynamic_cast<const GatedFfn*>(packed.layers()[0].ffn.get());
@@ -249,7 +263,8 @@ TEST(PackedQuant, PackedModelEqualsModelAsStored) {
         // packed kernel rounds activations (bf16: 2^-9 relative; int8
         // blocks: 2^-8 of each block's largest), the row-major one keeps
         // them fp32.
-        const bool int8_differs = type != DType::BF16 && !cpu_has_vnni();
+        // F16: both keep activations fp32, only summation order differs.
+        const bool int8_differs = (type == DType::Q8_0 || type == DType::Q4_0) && !cpu_has_vnni();
         const double tol = (int8_differs ? 3e-2 : type == DType::BF16 ? 1e-2 : 1e-4) * scale;
         for (size_t i = 0; i < lp.data.size(); ++i)
           ASSERT_NEAR(lp.data[i], ls.data[i], tol)

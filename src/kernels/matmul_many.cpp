@@ -99,7 +99,9 @@ void matmul_many(const MatmulJob* jobs, int64_t count, int64_t n_tok, ThreadPool
     if (r0 >= r1) return;
     const MatmulJob& job = jobs[j];
     const WeightMatrix& w = *job.w;
-    if (w.packed)
+    if (w.packed && w.type == DType::F16)
+      matmul_packed_f16_rows(w, job.x, n_tok, job.y, w.rows, r0, r1);
+    else if (w.packed)
       matmul_packed_rows(w, acts[size_t(act_of[size_t(j)])], n_tok, job.y, w.rows, r0, r1);
     else if (is_quant(w.type))
       matmul_quant_rows(w.type, vnni ? &acts[size_t(act_of[size_t(j)])] : nullptr, job.x, n_tok, w.cols, w.data,

@@ -13,7 +13,9 @@ namespace ffn {
 
 namespace {
 
-#define FFN_BF16_TARGET __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512bf16")))
+// (One target for both types, so that one tile loop serves them: F16 tiles
+// are packed only where AVX-512 BF16 is present too, see can_pack.)
+#define FFN_BF16_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512bf16")))
 
 constexpr int64_t kColsPerBlock = 32;
 constexpr int64_t kPairs = kColsPerBlock / 2;            // vectors per tile-block
@@ -37,12 +39,43 @@ FFN_BF16_TARGET void round_avx512(const float* x, int64_t n, uint16_t* out) {
   for (; i < n; ++i) out[i] = round_one(x[i]);
 }
 
+// How a vector of 16 rows' weight pairs meets the activations; the tile
+// loop below is the same for both 16-bit float types.
+//  - Bf16Pairs: vdpbf16ps, activations rounded to bf16, one broadcast pair
+//    serves all 16 rows.
+//  - F16Pairs: the pairs' halves widened to fp32 (vpmovdw + vcvtph2ps,
+//    exact), then an FMA with each fp32 activation of the pair; activations
+//    stay fp32. Widening once per vector serves every token of a tile.
+struct Bf16Pairs {
+  using X = uint16_t;
+  using Weights = __m512bh;
+  FFN_BF16_TARGET static Weights load(const uint8_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
+  FFN_BF16_TARGET static __m512 accumulate(__m512 acc, Weights w, const X* pair) {
+    int32_t bits;
+    std::memcpy(&bits, pair, 4);
+    return _mm512_dpbf16_ps(acc, w, (__m512bh)_mm512_set1_epi32(bits));
+  }
+};
+struct F16Pairs {
+  using X = float;
+  struct Weights {
+    __m512 first, second;  // weights 2k and 2k + 1 of the 16 rows
+  };
+  FFN_BF16_TARGET static Weights load(const uint8_t* p) {
+    const __m512i v = _mm512_loadu_si512(p);
+    return {_mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)), _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16)))};
+  }
+  FFN_BF16_TARGET static __m512 accumulate(__m512 acc, const Weights& w, const X* pair) {
+    return _mm512_fmadd_ps(w.second, _mm512_set1_ps(pair[1]), _mm512_fmadd_ps(w.first, _mm512_set1_ps(pair[0]), acc));
+  }
+};
+
 // NT tokens x one tile of 16 rows; `rows` of them are stored. kSets
-// independent accumulators per token hide vdpbf16ps's latency when NT is
-// small.
-template <int NT>
-FFN_BF16_TARGET void tile_bf16(const uint8_t* tile, int64_t nb, const uint16_t* x, int64_t x_stride, float* y,
-                               int64_t y_stride, int64_t rows, int64_t prefetch) {
+// independent accumulators per token hide the multiply-adds' latency when
+// NT is small.
+template <class Pairs, int NT>
+FFN_BF16_TARGET void tile_pairs(const uint8_t* tile, int64_t nb, const typename Pairs::X* x, int64_t x_stride,
+                                float* y, int64_t y_stride, int64_t rows, int64_t prefetch) {
   constexpr int kSets = NT == 1 ? 4 : 2;
   __m512 acc[kSets][NT];
   for (int s = 0; s < kSets; ++s)
@@ -56,13 +89,10 @@ FFN_BF16_TARGET void tile_bf16(const uint8_t* tile, int64_t nb, const uint16_t* 
     // Fully unrolled, so that acc[k % kSets] names registers, not memory.
 #pragma GCC unroll 16
     for (int k = 0; k < kPairs; ++k) {
-      const __m512bh wk = (__m512bh)_mm512_loadu_si512(p + 64 * k);
+      const auto wk = Pairs::load(p + 64 * k);
 #pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) {
-        int32_t pair;
-        std::memcpy(&pair, x + t * x_stride + b * kColsPerBlock + 2 * k, 4);
-        acc[k % kSets][t] = _mm512_dpbf16_ps(acc[k % kSets][t], wk, (__m512bh)_mm512_set1_epi32(pair));
-      }
+      for (int t = 0; t < NT; ++t)
+        acc[k % kSets][t] = Pairs::accumulate(acc[k % kSets][t], wk, x + t * x_stride + b * kColsPerBlock + 2 * k);
     }
   }
   const __mmask16 keep = rows >= kPackRows ? __mmask16(0xffff) : __mmask16((1u << rows) - 1);
@@ -70,6 +100,25 @@ FFN_BF16_TARGET void tile_bf16(const uint8_t* tile, int64_t nb, const uint16_t* 
     __m512 sum = acc[0][t];
     for (int s = 1; s < kSets; ++s) sum = _mm512_add_ps(sum, acc[s][t]);
     _mm512_mask_storeu_ps(y + t * y_stride, keep, sum);
+  }
+}
+
+// Output rows [r0, r1) for n_tok tokens: tiles of 8, 4 and 1 tokens.
+template <class Pairs>
+void rows_pairs(const WeightMatrix& w, const typename Pairs::X* x, int64_t n_tok, float* y, int64_t y_stride,
+                int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kColsPerBlock;
+  const uint64_t tile_bytes = packed_bf16_tile_bytes(w.cols);
+  const int64_t prefetch = packed_prefetch_bytes();
+  for (int64_t r = r0; r < r1; r += kPackRows) {
+    const uint8_t* tile = w.packed + uint64_t(r / kPackRows) * tile_bytes;
+    const int64_t rows = std::min(kPackRows, r1 - r);
+    int64_t t = 0;
+    auto x_at = [&](int64_t t) { return x + t * w.cols; };
+    auto y_at = [&](int64_t t) { return y + t * y_stride + r; };
+    for (; t + 8 <= n_tok; t += 8) tile_pairs<Pairs, 8>(tile, nb, x_at(t), w.cols, y_at(t), y_stride, rows, 0);
+    for (; t + 4 <= n_tok; t += 4) tile_pairs<Pairs, 4>(tile, nb, x_at(t), w.cols, y_at(t), y_stride, rows, 0);
+    for (; t < n_tok; ++t) tile_pairs<Pairs, 1>(tile, nb, x_at(t), w.cols, y_at(t), y_stride, rows, prefetch);
   }
 }
 FFN_INTRINSICS_WARNINGS_ON
@@ -111,19 +160,12 @@ void round_to_bf16(const float* x, int64_t n, uint16_t* out) {
 
 void matmul_packed_bf16_rows(const WeightMatrix& w, const uint16_t* x, int64_t n_tok, float* y, int64_t y_stride,
                              int64_t r0, int64_t r1) {
-  const int64_t nb = w.cols / kColsPerBlock;
-  const uint64_t tile_bytes = packed_bf16_tile_bytes(w.cols);
-  const int64_t prefetch = packed_prefetch_bytes();
-  for (int64_t r = r0; r < r1; r += kPackRows) {
-    const uint8_t* tile = w.packed + uint64_t(r / kPackRows) * tile_bytes;
-    const int64_t rows = std::min(kPackRows, r1 - r);
-    int64_t t = 0;
-    auto x_at = [&](int64_t t) { return x + t * w.cols; };
-    auto y_at = [&](int64_t t) { return y + t * y_stride + r; };
-    for (; t + 8 <= n_tok; t += 8) tile_bf16<8>(tile, nb, x_at(t), w.cols, y_at(t), y_stride, rows, 0);
-    for (; t + 4 <= n_tok; t += 4) tile_bf16<4>(tile, nb, x_at(t), w.cols, y_at(t), y_stride, rows, 0);
-    for (; t < n_tok; ++t) tile_bf16<1>(tile, nb, x_at(t), w.cols, y_at(t), y_stride, rows, prefetch);
-  }
+  rows_pairs<Bf16Pairs>(w, x, n_tok, y, y_stride, r0, r1);
+}
+
+void matmul_packed_f16_rows(const WeightMatrix& w, const float* x, int64_t n_tok, float* y, int64_t y_stride,
+                            int64_t r0, int64_t r1) {
+  rows_pairs<F16Pairs>(w, x, n_tok, y, y_stride, r0, r1);
 }
 
 }  // namespace ffn

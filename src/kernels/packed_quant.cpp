@@ -223,7 +223,7 @@ int64_t packed_prefetch_bytes() {
 void override_packed_prefetch_bytes(int64_t bytes) { prefetch_override.store(bytes, std::memory_order_relaxed); }
 
 uint64_t packed_tile_bytes(DType type, int64_t cols) {
-  if (type == DType::BF16) return packed_bf16_tile_bytes(cols);
+  if (type == DType::BF16 || type == DType::F16) return packed_bf16_tile_bytes(cols);
   const uint64_t nb = uint64_t(cols / kQuantBlock);
   return nb * uint64_t(type == DType::Q8_0 ? tile_block_bytes<DType::Q8_0>() : tile_block_bytes<DType::Q4_0>());
 }
@@ -231,7 +231,8 @@ uint64_t packed_tile_bytes(DType type, int64_t cols) {
 bool can_pack(const WeightMatrix& w) {
   if (w.data == nullptr || w.rows <= 0) return false;
   if (w.type == DType::Q8_0 || w.type == DType::Q4_0) return cpu_has_avx512bw();
-  if (w.type == DType::BF16) return w.cols % 32 == 0 && cpu_has_avx512_bf16();
+  // (F16 shares BF16's tile loop, compiled for AVX-512 BF16.)
+  if (w.type == DType::BF16 || w.type == DType::F16) return w.cols % 32 == 0 && cpu_has_avx512_bf16();
   return false;
 }
 
@@ -260,6 +261,8 @@ WeightMatrix without_packed(WeightMatrix w) {
 void matmul_packed_rows(const WeightMatrix& w, const QuantizedActivations& xa, int64_t n_tok, float* y,
                         int64_t y_stride, int64_t r0, int64_t r1, QuantPath path) {
   if (r0 >= r1) return;
+  if (w.type == DType::F16)
+    throw std::logic_error("matmul_packed_rows: F16 tiles read fp32 activations (matmul_packed_f16_rows)");
   if (path == QuantPath::Amx && !amx_rows_active())
     throw std::logic_error("matmul_packed_rows: QuantPath::Amx, but this process does not use AMX tiles (" +
                            amx_support().reason + ")");

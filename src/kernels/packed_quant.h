@@ -79,8 +79,9 @@ void override_packed_prefetch_bytes(int64_t bytes);
 uint64_t packed_tile_bytes(DType type, int64_t cols);
 
 // True when w can be packed and the packed kernel can run here: Q8_0 or
-// Q4_0 weights on a CPU with AVX-512 BW (VNNI where it has it), or BF16 weights with cols a
-// multiple of 32 on a CPU with AVX-512 BF16 (kernels/packed_bf16.h).
+// Q4_0 weights on a CPU with AVX-512 BW (VNNI where it has it), or BF16 or
+// F16 weights with cols a multiple of 32 on a CPU with AVX-512 BF16
+// (kernels/packed_bf16.h).
 bool can_pack(const WeightMatrix& w);
 
 // Sets w.packed (a new buffer, shared by copies of w) when can_pack(w), and
