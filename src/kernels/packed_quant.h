@@ -1,5 +1,5 @@
 // Q8_0 / Q4_0 weights re-laid in row tiles for the VNNI kernels, and the
-// entry points shared with the BF16 tiles (kernels/packed_bf16.h).
+// entry points shared with the BF16 and F16 tiles (kernels/packed_bf16.h).
 //
 // In the file layout (one row after another) a 512-bit integer dot product
 // covers one or two blocks of ONE row, so every block of every row pays a
