@@ -112,7 +112,7 @@ void BM_Matmul(benchmark::State& state) {
     if (packed) ffn::pack_row_tiles(mats.back(), &pool);
   }
   if (packed && !mats[0].packed) {
-    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16 and AVX-512 BF16");
+    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16/F16 and AVX-512 BF16");
     return;
   }
   auto x = random_buffer(size_t(n_tok * kIn));
@@ -131,7 +131,7 @@ void BM_Matmul(benchmark::State& state) {
 void matmul_args(benchmark::internal::Benchmark* b) {
   for (ffn::DType t : {ffn::DType::F32, ffn::DType::F16, ffn::DType::BF16, ffn::DType::Q8_0, ffn::DType::Q4_0})
     for (int64_t packed : {0, 1}) {
-      const bool packable = t == ffn::DType::Q8_0 || t == ffn::DType::Q4_0 || t == ffn::DType::BF16;
+      const bool packable = t != ffn::DType::F32;
       if (packed && !packable) continue;
       for (int threads : {1, 2}) b->Args({int64_t(t), 1, threads, packed});
       b->Args({int64_t(t), 64, 2, packed});
@@ -189,7 +189,7 @@ std::unique_ptr<PackedCopies> packed_copies(benchmark::State& state, ffn::DType 
     ffn::pack_row_tiles(c->mats.back(), &pool);
   }
   if (!c->mats[0].packed) {
-    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16 and AVX-512 BF16");
+    state.SkipWithError("packed layout needs Q8_0/Q4_0 weights and AVX-512 BW, or BF16/F16 and AVX-512 BF16");
     return nullptr;
   }
   return c;
@@ -256,7 +256,9 @@ void BM_PackedVsRead(benchmark::State& state) {
   report_alternating(state, seconds, double(w->bytes) / 1e9, "read_GB/s", "product_GB/s");
 }
 BENCHMARK(BM_PackedVsRead)
-    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16)}, {1, 2}})
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0), int64_t(ffn::DType::BF16),
+                    int64_t(ffn::DType::F16)},
+                   {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
