@@ -49,8 +49,10 @@ namespace ffn {
 // The AVX-512 half of the AMX kernels (every CPU with AMX has it).
 #define FFN_AMX_HOST_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
 
-constexpr int64_t kAmxTokens = 16;  // tokens per A tile (its rows)
-static_assert(QuantizedActivations::kAmxGroupTokens == kAmxTokens);
+// Tokens per A tile (its rows), as QuantizedActivations::d_groups lays
+// out the scales.
+constexpr int64_t kAmxTokens = QuantizedActivations::kAmxGroupTokens;
+static_assert(kAmxTokens == kTileMaxRows);
 
 FFN_INTRINSICS_WARNINGS_OFF
 template <class Tiles>
