@@ -461,6 +461,58 @@ BENCHMARK(BM_SparseInputPrefetch)
                    {0, 1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// The one-token VNNI input-sparse product (Q8_0, Q4_0) with the group
+// stream and with prefetches along the rows (kernels/group_prefetch.h),
+// alternating call by call in one process, at TinyLlama's shapes: W^T of
+// the down projection (5632 x 2048, ~30% of rows active under TEAL 50%), of
+// gate|up joined (2048 x 11264, 50%) and of q|k|v joined (2048 x 2560,
+// 75%). Reports GB/s of each and their ratio (along / stream).
+// Args: weight type, threads, shape (0 down, 1 gate|up, 2 q|k|v).
+void BM_SparseInputPattern(benchmark::State& state) {
+  const auto type = static_cast<ffn::DType>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  if (!ffn::cpu_has_avx512bw()) {
+    state.SkipWithError("the VNNI input-sparse layout needs AVX-512 BW");
+    return;
+  }
+  struct Shape {
+    int64_t n_in, n_out, density;
+  };
+  const Shape shapes[] = {{5632, 2048, 30}, {2048, 11264, 50}, {2048, 2560, 75}};
+  const Shape shape = shapes[state.range(2)];
+  // Copies of one random matrix, re-laid, to exceed the last-level cache.
+  std::vector<float> values(static_cast<size_t>(shape.n_out));
+  const uint64_t row_bytes = ffn::dtype_row_bytes(type, uint64_t(shape.n_out));
+  ffn::AlignedVector<uint8_t> file(row_bytes * uint64_t(shape.n_in));
+  const auto rows = random_buffer(size_t(shape.n_out) * 16);
+  for (int64_t j = 0; j < shape.n_in; ++j)
+    ffn::encode_row(type, rows.data() + (j % 16) * shape.n_out, file.data() + uint64_t(j) * row_bytes,
+                    uint64_t(shape.n_out));
+  const ffn::WeightMatrix wt{.type = type, .rows = shape.n_in, .cols = shape.n_out, .data = file.data()};
+  ffn::ThreadPool pool(threads);
+  const ffn::WeightMatrix first = ffn::packed_for_sparse_input(wt, &pool);
+  const int64_t copies = copies_for(uint64_t(shape.n_in) * ffn::sparse_input_row_stride(type, shape.n_out));
+  std::vector<ffn::WeightMatrix> layouts{first};
+  for (int64_t c = 1; c < copies; ++c) layouts.push_back(ffn::packed_for_sparse_input(wt, &pool));
+  const auto sets = active_sets(shape.n_in, shape.density);
+  const int64_t n_active = int64_t(sets[0].size());
+  const auto x = random_buffer(size_t(n_active));
+  std::vector<float> y(static_cast<size_t>(shape.n_out));
+  const auto seconds = alternating_seconds(state, [&](int along, int64_t i) {
+    ffn::override_prefetch_pattern(along ? ffn::PrefetchPattern::kAlongRows : ffn::PrefetchPattern::kGroupStream);
+    ffn::matmul_sparse_input(layouts[size_t(i % copies)], x.data(), 1, sets[size_t(i) % sets.size()].data(),
+                             n_active, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  });
+  ffn::override_prefetch_pattern(std::nullopt);
+  state.SetLabel(ffn::dtype_name(type));
+  report_alternating(state, seconds, double(row_bytes) * double(n_active) / 1e9, "stream_GB/s", "along_GB/s");
+}
+BENCHMARK(BM_SparseInputPattern)
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {0, 1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 // The one-token tail of a gate-sparse FFN (CATS, CHESS, statistical top-k)
 // at TinyLlama's shape: the kept neurons' up rows and down columns, as two
 // passes over separate matrices (a gather, then the input-sparse product)

@@ -22,6 +22,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/gather_rows_q8.h"
+#include "kernels/group_prefetch.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/neuron_rows.h"
 #include "kernels/packed_quant.h"
@@ -108,6 +109,15 @@ TEST(NeuronRowsQ8, FusedEqualsTheTwoPassesAndTheReference) {
             std::vector<float> fused(size_t(d), -7.0f);
             gated_neuron_rows_q8(n.pairs.up, n.pairs.down_t, x.data(), act.data(), active.data(), count,
                                  fused.data(), *pool, path);
+            // Prefetches along the rows or as the group stream: the same bits.
+            for (PrefetchPattern pattern : {PrefetchPattern::kGroupStream, PrefetchPattern::kAlongRows}) {
+              override_prefetch_pattern(pattern);
+              std::vector<float> again(size_t(d), -7.0f);
+              gated_neuron_rows_q8(n.pairs.up, n.pairs.down_t, x.data(), act.data(), active.data(), count,
+                                   again.data(), *pool, path);
+              override_prefetch_pattern(std::nullopt);
+              ASSERT_EQ(again, fused) << what;
+            }
             // The two passes on the unpaired matrices.
             std::vector<float> u(size_t(std::max<int64_t>(count, 1))), two(size_t(d), -7.0f);
             gather_rows_q8(n.up, x.data(), 1, active.data(), count, u.data(), *pool, path);

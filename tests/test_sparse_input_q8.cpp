@@ -178,11 +178,14 @@ TEST(SparseInputQ8, MatchesEmulationAndExactProduct) {
 }
 
 // The prefetch distance (prefetch_groups; BM_SparseInputPrefetch
-// overrides it) only moves prefetches: one-token products are bit for bit
-// the same with none, the default, two groups and a distance past the
-// list's end (200 rows are 25 groups), also on rows that are not whole
-// cache lines (192 outputs in Q4_0: 160 bytes).
-TEST(SparseInputQ8, PrefetchDistanceDoesNotChangeProducts) {
+// overrides it) and pattern (kernels/group_prefetch.h) only move
+// prefetches: one-token products are bit for bit the same with none, the
+// default, two groups and a distance past the list's end (200 rows are 25
+// groups), with the group stream and along the rows (whose prefetches run
+// past a row's end into the next group's, or, in the last group, stay in
+// its own rows), also on rows that are not whole cache lines (192 outputs in
+// Q4_0: 160 bytes) and rows shorter than the along distance.
+TEST(SparseInputQ8, PrefetchDistanceAndPatternDoNotChangeProducts) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   ThreadPool pool(2);
   for (DType type : {DType::Q8_0, DType::Q4_0})
@@ -193,12 +196,15 @@ TEST(SparseInputQ8, PrefetchDistanceDoesNotChangeProducts) {
       const auto active = test::random_subset(333, 200, 32);
       const auto x = test::random_floats(200, 33);
       std::vector<std::vector<float>> y;
-      for (int groups : {-1, 0, 2, 40}) {
-        override_prefetch_groups(groups);
-        y.emplace_back(size_t(n_out), NAN);
-        matmul_sparse_input(packed, x.data(), 1, active.data(), 200, y.back().data(), pool);
-      }
+      for (PrefetchPattern pattern : {PrefetchPattern::kGroupStream, PrefetchPattern::kAlongRows})
+        for (int groups : {-1, 0, 2, 40}) {
+          override_prefetch_pattern(pattern);
+          override_prefetch_groups(groups);
+          y.emplace_back(size_t(n_out), NAN);
+          matmul_sparse_input(packed, x.data(), 1, active.data(), 200, y.back().data(), pool);
+        }
       override_prefetch_groups(-1);
+      override_prefetch_pattern(std::nullopt);
       EXPECT_EQ(prefetch_groups(8 * 2176), 1);
       EXPECT_EQ(prefetch_groups(8 * 1152), 2);
       for (size_t i = 1; i < y.size(); ++i) EXPECT_EQ(y[0], y[i]) << dtype_name(type) << " " << n_out << " " << i;

@@ -59,10 +59,11 @@ void gather_rows_q8(const WeightMatrix& w, const float* x, int64_t n_tok, const 
       int64_t t = 0;
       for (; t + 4 <= n_tok; t += 4)
         for (int64_t h = 0; h < n; h += 4)
-          relaid::gather_tile<T, kVnni, 4, 4>(row + h, later, share, int(std::min<int64_t>(4, n - h)), first, p,
-                                              t, y + t * n_rows + i0 + h, n_rows);
+          relaid::gather_tile<T, kVnni, 4, 4>(row + h, later, share, stride, int(std::min<int64_t>(4, n - h)),
+                                              first, p, t, y + t * n_rows + i0 + h, n_rows);
       for (; t < n_tok; ++t)
-        relaid::gather_tile<T, kVnni, 8, 1>(row, later, share, int(n), first, p, t, y + t * n_rows + i0, n_rows);
+        relaid::gather_tile<T, kVnni, 8, 1>(row, later, share, stride, int(n), first, p, t, y + t * n_rows + i0,
+                                            n_rows);
     };
     with_relaid_kernel(w.type, vnni, tiles);
   };

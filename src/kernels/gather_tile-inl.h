@@ -65,10 +65,13 @@ FFN_VNNI_TARGET inline void prepare_x(const float* x, int64_t n_tok, int64_t col
 
 // NR listed rows (row[r]: the row's start; the first `valid` are wanted,
 // the rest repeat the last) x NT tokens from t0, into y[t * y_stride + r].
-// Each chunk step also issues `share` lines of `later` (a group ahead).
+// Each chunk step also issues `later`'s prefetches (a group ahead): `share`
+// lines of its group stream, or, for a tile of the whole group (NR == G),
+// those along the rows, which end `end` bytes after row[r].
 template <DType T, bool kVnni, int NR, int NT, int G>
-FFN_VNNI_TARGET void gather_tile(const uint8_t* const* row, GroupPrefetch<G>& later, int64_t share, int valid,
-                                 int64_t first, const PreparedX& p, int64_t t0, float* y, int64_t y_stride) {
+FFN_VNNI_TARGET void gather_tile(const uint8_t* const* row, GroupPrefetch<G>& later, int64_t share, int64_t end,
+                                 int valid, int64_t first, const PreparedX& p, int64_t t0, float* y,
+                                 int64_t y_stride) {
   using Dot = ByteDot<T, kVnni>;
   __m512 acc[NT][NR];
   for (int t = 0; t < NT; ++t)
@@ -85,6 +88,7 @@ FFN_VNNI_TARGET void gather_tile(const uint8_t* const* row, GroupPrefetch<G>& la
     for (int64_t j = 0; j < n_chunks; ++j) {
       const int64_t c = g + j, pos = first + c * relaid_chunk_bytes<T>();
       later.issue(share);
+      if constexpr (NR == G) prefetch_along<NR>(later, row, pos, end);  // rows in the group's order
       const __m512i pick = _mm512_add_epi32(_mm512_set1_epi32(int(2 * j)), lane_block);
       __m512i xq[NT];
       __m512 xs[NT];

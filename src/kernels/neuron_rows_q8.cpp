@@ -58,7 +58,7 @@ FFN_VNNI_TARGET void share_of_neurons(const WeightMatrix& up_rows, const relaid:
   prefetch_first_groups<kGroup>(ahead, 0, n, start_group);
   // The stream's lines are spread over both halves' chunk steps.
   const int64_t steps = p.chunks + n_out / kRelaidChunk;
-  GroupPrefetch<kGroup> later;
+  GroupPrefetch<kGroup> later(kernel_prefetch_pattern());
   for (int64_t k = 0; k < n; k += kGroup) {
     const uint8_t *up[kGroup], *down[kGroup];
     const uint16_t* down_scales[kGroup];
@@ -68,10 +68,12 @@ FFN_VNNI_TARGET void share_of_neurons(const WeightMatrix& up_rows, const relaid:
       down[r] = up[r] + stride + first;
     }
     if (ahead > 0 && k + ahead * kGroup < n) start_group(later, k + ahead * kGroup);
+    else later.stop();
     const int64_t share = later.share(steps);
     const int valid = int(std::min<int64_t>(kGroup, n - k));
     float h[kGroup];
-    relaid::gather_tile<T, kVnni, kGroup, 1>(up, later, share, valid, first, p, 0, h, 1);
+    // Along the rows the up half runs on into the down half of its pair.
+    relaid::gather_tile<T, kVnni, kGroup, 1>(up, later, share, 2 * stride, valid, first, p, 0, h, 1);
     for (int r = 0; r < valid; ++r) h[r] = act[k + r] * h[r];
     relaid::prepare_group<kQuads, ByteDot<T, kVnni>::kZero>(down_scales, h, 1, valid, 1, nb, nbp, q.data(),
                                                               scale.data(), bias.data());

@@ -92,15 +92,18 @@ FFN_VNNI_TARGET inline void load_quad(const uint8_t* const* w, int64_t off, __m5
   u[3] = _mm512_unpackhi_epi16(t1, t3);
 }
 
-// One group's 4Q rows over a tile of `width` columns, into
-// y[t * y_stride + c] (y at the tile's first column). w: the rows' quant
-// bytes at the tile. Each chunk step also issues `share` lines of `later`.
-template <DType T, bool kVnni, int Q, int G>
-FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, GroupPrefetch<G>& later, int64_t share, int64_t width,
-                                int64_t tokens, const int32_t* act, const float* scale, int64_t nbp, float* y,
-                                int64_t y_stride) {
+// group_tile for kTokens tokens (0: `tokens`). A constant count lets the
+// compiler keep the decoded rows in registers across the token loop: with
+// a run-time count GCC spilled them to the stack and reloaded them per
+// token, which cost one-token decode ~1/4 of the kernel's time.
+template <DType T, bool kVnni, int Q, int G, int kTokens>
+FFN_VNNI_TARGET inline void group_tile_tokens(const uint8_t* const* w, GroupPrefetch<G>& later, int64_t share,
+                                              int64_t width, int64_t n_tokens, const int32_t* act,
+                                              const float* scale, int64_t nbp, float* y, int64_t y_stride) {
+  const int64_t tokens = kTokens > 0 ? kTokens : n_tokens;
   for (int64_t c = 0; c < width; c += kRelaidChunk) {
     later.issue(share);
+    prefetch_along<4 * Q>(later, w, chunk_offset<T>(c), chunk_offset<T>(width));
     using Dot = ByteDot<T, kVnni>;
     typename Dot::Weights u[Q][4];
     for (int h = 0; h < Q; ++h) {
@@ -122,6 +125,19 @@ FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, GroupPrefetch<G>& later
       }
     }
   }
+}
+
+// One group's 4Q rows over a tile of `width` columns, into
+// y[t * y_stride + c] (y at the tile's first column). w: the rows' quant
+// bytes at the tile. Each chunk step also issues `later`'s prefetches:
+// `share` lines of its group stream, or those along the rows (which, with
+// that pattern, end where the tile does).
+template <DType T, bool kVnni, int Q, int G>
+FFN_VNNI_TARGET void group_tile(const uint8_t* const* w, GroupPrefetch<G>& later, int64_t share, int64_t width,
+                                int64_t tokens, const int32_t* act, const float* scale, int64_t nbp, float* y,
+                                int64_t y_stride) {
+  if (tokens == 1) group_tile_tokens<T, kVnni, Q, G, 1>(w, later, share, width, 1, act, scale, nbp, y, y_stride);
+  else group_tile_tokens<T, kVnni, Q, G, 0>(w, later, share, width, tokens, act, scale, nbp, y, y_stride);
 }
 
 // y[c] += term[c / 32] for c in [0, width), width a multiple of 32: the

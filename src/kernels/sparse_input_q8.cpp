@@ -152,7 +152,7 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
     p.start(rows, stride);
   };
   prefetch_first_groups<R>(ahead, 0, n_active, start_group);
-  GroupPrefetch<R> later;
+  GroupPrefetch<R> later(one ? kernel_prefetch_pattern() : PrefetchPattern::kGroupStream);
   for (int64_t t0 = 0; t0 < n_tok; t0 += token_block) {
     const int64_t tokens = std::min(token_block, n_tok - t0);
     float* yb = y + t0 * y_stride;
@@ -169,6 +169,7 @@ FFN_VNNI_TARGET void columns(const WeightMatrix& wt, const float* x, int64_t x_s
           w[r] = start[r] + first + relaid::chunk_offset<T>(ct);
         }
         if (ahead > 0 && k + ahead * R < n_active) start_group(later, k + ahead * R);
+        else later.stop();
         const int valid = int(std::min<int64_t>(R, n_active - k));
         relaid::prepare_group<Q, ByteDot<T, kVnni>::kZero>(scales, x + t0 * x_stride + k, x_stride, valid, tokens,
                                                            nb, nbp, act.data(), scale.data(), bias.data());
