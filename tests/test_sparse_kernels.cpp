@@ -20,6 +20,7 @@
 #include "core/thread_pool.h"
 #include "hwy/targets.h"
 #include "kernels/convert.h"
+#include "kernels/group_prefetch.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/sparse_input_q8.h"
 #include "kernels/sparse_matmul.h"
@@ -189,10 +190,11 @@ TEST(SparseKernels, SparseInputMatchesReference) {
 // list, added in a fixed order, so repeated products are bit for bit the
 // same (a split that moved work between threads from call to call would
 // change the rounding): BF16 through the Highway kernel, Q8_0 through the
-// VNNI layout where the CPU has it.
+// VNNI layout where the CPU has it. Also with either prefetch pattern
+// (kernels/group_prefetch.h), which moves only prefetches.
 TEST(SparseKernels, OneTokenSparseInputIsTheSameOnEveryCall) {
   ThreadPool pool(3);
-  for (DType type : {DType::BF16, DType::Q8_0}) {
+  for (DType type : {DType::BF16, DType::F32, DType::Q8_0}) {
     const TestMatrix m = random_matrix(type, 2001, 640, 41);
     const WeightMatrix w = type == DType::Q8_0 ? packed_for_sparse_input(m.w) : m.w;
     const auto active = test::random_subset(2001, 1201, 42);
@@ -200,7 +202,9 @@ TEST(SparseKernels, OneTokenSparseInputIsTheSameOnEveryCall) {
     std::vector<float> first(640), y(640);
     matmul_sparse_input(w, x.data(), 1, active.data(), 1201, first.data(), pool);
     for (int call = 0; call < 40; ++call) {
+      override_prefetch_pattern(call % 2 ? PrefetchPattern::kAlongRows : PrefetchPattern::kGroupStream);
       matmul_sparse_input(w, x.data(), 1, active.data(), 1201, y.data(), pool);
+      override_prefetch_pattern(std::nullopt);
       ASSERT_EQ(y, first) << dtype_name(type) << " call " << call;
     }
   }

@@ -49,7 +49,8 @@ HWY_INLINE const T* Ahead(const T* row, const T* next, int64_t c, int64_t ahead,
 // y[t * y_stride + c] += sum_r x[r * x_stride + t] * w[r][c] for c in [0, n),
 // NR dense rows (x: the rows' activations, token-minor). kOne: a single
 // token, whose NR activations stay in registers, and which issues its
-// share of `later` (a group ahead) every 64 bytes of weights instead.
+// share of `later` (a group ahead), or its prefetches along the rows, every
+// 64 bytes of weights instead.
 template <int NR, bool kOne, typename WT>
 HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, GroupPrefetch<NR>& later,
                           const float* HWY_RESTRICT x, int64_t x_stride, int64_t n_tok, float* HWY_RESTRICT y,
@@ -65,7 +66,10 @@ HWY_INLINE void DenseRows(const WT* const* w, const WT* const* next, GroupPrefet
     V xs[NR];
     for (int r = 0; r < NR; ++r) xs[r] = hn::Set(d, x[r * x_stride]);
     for (; c + kLanes <= n; c += kLanes) {
-      if (c % kLine < kLanes) later.issue(share);
+      if (c % kLine < kLanes) {
+        later.issue(share);
+        prefetch_along<NR>(later, w, c * int64_t(sizeof(WT)), n * int64_t(sizeof(WT)));
+      }
       V acc = hn::LoadU(d, y + c);
       for (int r = 0; r < NR; ++r) acc = hn::MulAdd(LoadWeights(d, w[r] + c), xs[r], acc);
       hn::StoreU(acc, d, y + c);

@@ -106,7 +106,8 @@ class GroupPrefetch {
 };
 
 // Along rows: a kernel's step reads from byte `offset` of each of N rows
-// (current[r]; each ends `end` bytes after current[r]); at a step that
+// (current[r], of any element type; each ends `end` bytes after
+// current[r]); at a step that
 // starts a 64-byte line, prefetch the line kAlongBytes further on: in the
 // row or, past its end, in later's group ahead (row r from its first byte;
 // with no group ahead, current[r] again, in cache by then). Kernels call it
@@ -117,14 +118,15 @@ class GroupPrefetch {
 // Always inlined and written as one select per row: as an out-of-line call
 // or a rolled loop GCC spilled the calling kernel's vector registers, and
 // the one-token product lost 15-25% of its GB/s on the AMX Xeon.
-template <int N, int R>
-__attribute__((always_inline)) inline void prefetch_along(const GroupPrefetch<R>& later, const uint8_t* const* current,
+template <int N, int R, typename E>
+__attribute__((always_inline)) inline void prefetch_along(const GroupPrefetch<R>& later, const E* const* current,
                                                           int64_t offset, int64_t end) {
   static_assert(N <= R);
   if (later.along_rows() && offset % 64 == 0)
     for (int r = 0; r < N; ++r) {
       const int64_t at = offset + kAlongBytes;
-      const uint8_t* line = at < end ? current[r] + at : later.ahead_byte(r, at - end, current[r]);
+      const uint8_t* row = reinterpret_cast<const uint8_t*>(current[r]);
+      const uint8_t* line = at < end ? row + at : later.ahead_byte(r, at - end, row);
       __builtin_prefetch(line, 0, 2);  // x86: prefetcht1
     }
 }

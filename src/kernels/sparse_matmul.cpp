@@ -147,7 +147,10 @@ void SparseInputColumns(const uint8_t* wt, uint64_t row_bytes, uint64_t pitch, c
         w[r] = row(k + r);
         next[r] = row(k + R + r);
       }
-      GroupPrefetch<R> later;
+      // Along the rows (kernels/group_prefetch.h) for a stored-row tile
+      // of one token; the block formats' QuantRows issue only the stream.
+      GroupPrefetch<R> later(tokens == 1 && !kIsBlock<Fmt> ? kernel_prefetch_pattern()
+                                                           : PrefetchPattern::kGroupStream);
       if constexpr (R == NR)
         if (ahead > 0 && k + ahead * NR < n_active) start_group(later, k + ahead * NR);
       const float* xr = xk + k * x_stride;
