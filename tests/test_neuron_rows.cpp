@@ -206,6 +206,15 @@ TEST(NeuronRowsDense, FusedEqualsTheTwoPassesAndTheReference) {
           std::vector<float> fused(size_t(d), -7.0f);
           gated_neuron_rows(n.pairs.up, n.pairs.down_t, x.data(), act.data(), active.data(), count, fused.data(),
                             *pool);
+          // Prefetches along the rows or as the group stream: the same bits.
+          for (PrefetchPattern pattern : {PrefetchPattern::kGroupStream, PrefetchPattern::kAlongRows}) {
+            override_prefetch_pattern(pattern);
+            std::vector<float> again(size_t(d), -7.0f);
+            gated_neuron_rows(n.pairs.up, n.pairs.down_t, x.data(), act.data(), active.data(), count,
+                              again.data(), *pool);
+            override_prefetch_pattern(std::nullopt);
+            ASSERT_EQ(again, fused) << what;
+          }
           std::vector<float> u(size_t(std::max<int64_t>(count, 1))), two(size_t(d), -7.0f);
           matmul_gather_rows(n.up, x.data(), 1, active.data(), count, u.data(), *pool);
           for (int64_t k = 0; k < count; ++k) u[size_t(k)] = act[size_t(k)] * u[size_t(k)];

@@ -25,10 +25,11 @@ namespace hn = hwy::HWY_NAMESPACE;
 // adjacent); two accumulator sets (even / odd vectors) hide the FMA latency
 // when NT * NR is small. A gather passes `later` (the rows a group or more
 // ahead, kernels/group_prefetch.h) and the tile issues an equal share of
-// it at every step.
+// it at every step, or its prefetches along the rows, which end
+// `row_bytes` after w[r] (default: the n_in weights the tile reads).
 template <int NT, int NR, typename WT>
 void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* const* w, GroupPrefetch<NR>* later,
-          float* HWY_RESTRICT y, int64_t y_stride, int64_t n_rows) {
+          float* HWY_RESTRICT y, int64_t y_stride, int64_t n_rows, int64_t row_bytes = -1) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   using V = hn::Vec<hn::ScalableTag<float>>;
@@ -45,9 +46,14 @@ void Tile(const float* HWY_RESTRICT x, int64_t n_in, const WT* const* w, GroupPr
     }
   };
   const int64_t share = later ? later->share(n_in / (2 * N)) : 0;
+  constexpr int64_t kStepBytes = 2 * int64_t(hn::MaxLanes(hn::ScalableTag<float>())) * int64_t(sizeof(WT));
+  const int64_t end = row_bytes >= 0 ? row_bytes : n_in * int64_t(sizeof(WT));
   int64_t i = 0;
   for (; i + 2 * N <= n_in; i += 2 * N) {
-    if (later) later->issue(share);
+    if (later) {
+      later->issue(share);
+      prefetch_along<NR, kStepBytes>(*later, w, i * int64_t(sizeof(WT)), end);
+    }
     step(i, acc[0]);
     step(i + N, acc[1]);
   }

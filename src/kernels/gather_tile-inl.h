@@ -88,7 +88,7 @@ FFN_VNNI_TARGET void gather_tile(const uint8_t* const* row, GroupPrefetch<G>& la
     for (int64_t j = 0; j < n_chunks; ++j) {
       const int64_t c = g + j, pos = first + c * relaid_chunk_bytes<T>();
       later.issue(share);
-      if constexpr (NR == G) prefetch_along<NR>(later, row, pos, end);  // rows in the group's order
+      if constexpr (NR == G) prefetch_along<NR, relaid_chunk_bytes<T>()>(later, row, pos, end);  // the group's rows
       const __m512i pick = _mm512_add_epi32(_mm512_set1_epi32(int(2 * j)), lane_block);
       __m512i xq[NT];
       __m512 xs[NT];

@@ -105,30 +105,34 @@ class GroupPrefetch {
   bool ahead_ = false;
 };
 
-// Along rows: a kernel's step reads from byte `offset` of each of N rows
-// (current[r], of any element type; each ends `end` bytes after
-// current[r]); at a step that
-// starts a 64-byte line, prefetch the line kAlongBytes further on: in the
-// row or, past its end, in later's group ahead (row r from its first byte;
-// with no group ahead, current[r] again, in cache by then). Kernels call it
-// at every step; with steps shorter than a line (Q4_0's 32 bytes) only
-// every other one prefetches, which the compute-bound Q4_0 kernel needs
-// (prefetching each line twice: 0.78-0.92x of the stream on q|k|v). Nothing
-// with the group-stream pattern.
+// Along rows: a kernel's step reads kStep bytes from byte `offset` of each
+// of N rows (current[r], of any element type; each ends `end` bytes after
+// current[r]). Prefetch the lines kAlongBytes further on: in the row or,
+// past its end, in later's group ahead (row r from its first byte; with no
+// group ahead, current[r] again, in cache by then). Kernels call it at
+// every step; with steps shorter than a line (Q4_0's 32 bytes) only the
+// step that starts a line prefetches, which the compute-bound Q4_0 kernel
+// needs (prefetching each line twice: 0.78-0.92x of the stream on q|k|v).
+// Nothing with the group-stream pattern.
 // Always inlined and written as one select per row: as an out-of-line call
 // or a rolled loop GCC spilled the calling kernel's vector registers, and
 // the one-token product lost 15-25% of its GB/s on the AMX Xeon.
-template <int N, int R, typename E>
+template <int N, int64_t kStep = 64, int R, typename E>
 __attribute__((always_inline)) inline void prefetch_along(const GroupPrefetch<R>& later, const E* const* current,
                                                           int64_t offset, int64_t end) {
-  static_assert(N <= R);
-  if (later.along_rows() && offset % 64 == 0)
+  static_assert(N <= R && kStep > 0);
+  if constexpr (kStep > 64) {
+    // Several lines per step (the stored-row tile): one call per line.
+    for (int64_t line_at = 0; line_at < kStep; line_at += 64)
+      prefetch_along<N, 64>(later, current, offset + line_at, end);
+  } else if (later.along_rows() && offset % 64 == 0) {
     for (int r = 0; r < N; ++r) {
       const int64_t at = offset + kAlongBytes;
       const uint8_t* row = reinterpret_cast<const uint8_t*>(current[r]);
       const uint8_t* line = at < end ? row + at : later.ahead_byte(r, at - end, row);
       __builtin_prefetch(line, 0, 2);  // x86: prefetcht1
     }
+  }
 }
 
 // A product's first `groups` groups of R list entries from `first` (up to

@@ -56,10 +56,11 @@ void ShareOfNeurons(const WT* pairs, int64_t pitch, int64_t d, const float* x, c
       up[r] = pair(k + r);
       down[r] = up[r] + d;
     }
-    GroupPrefetch<kGroup> later;
+    GroupPrefetch<kGroup> later(kernel_prefetch_pattern());
     if (ahead > 0 && k + ahead * kGroup < n) start_group(later, k + ahead * kGroup);
     float h[kGroup];
-    Tile<1, kGroup, WT>(x, d, up, &later, h, 1, kGroup);
+    // Along the rows the up half runs on into the down half of its pair.
+    Tile<1, kGroup, WT>(x, d, up, &later, h, 1, kGroup, pair_bytes);
     for (int r = 0; r < kGroup; ++r) h[r] = act[k + r] * h[r];
     DenseRows<kGroup, true>(down, down, later, h, 1, 1, y, d, d);
   }

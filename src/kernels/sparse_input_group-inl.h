@@ -103,7 +103,7 @@ FFN_VNNI_TARGET inline void group_tile_tokens(const uint8_t* const* w, GroupPref
   const int64_t tokens = kTokens > 0 ? kTokens : n_tokens;
   for (int64_t c = 0; c < width; c += kRelaidChunk) {
     later.issue(share);
-    prefetch_along<4 * Q>(later, w, chunk_offset<T>(c), chunk_offset<T>(width));
+    prefetch_along<4 * Q, relaid_chunk_bytes<T>()>(later, w, chunk_offset<T>(c), chunk_offset<T>(width));
     using Dot = ByteDot<T, kVnni>;
     typename Dot::Weights u[Q][4];
     for (int h = 0; h < Q; ++h) {
