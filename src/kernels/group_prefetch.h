@@ -28,9 +28,9 @@
 // this pattern has not been measured on an AMD CPU.
 //
 // kernel_prefetch_pattern() picks the pattern per CPU for the kernels that
-// implement both (the one-token VNNI input-sparse product and the fused
-// gated-row kernel); the others construct their GroupPrefetch with the
-// default, the stream.
+// implement both (the one-token input-sparse products, VNNI and stored-row,
+// and both fused gated-row kernels); the others (the gathers) construct
+// their GroupPrefetch with the default, the stream.
 #pragma once
 
 #include <algorithm>
@@ -114,9 +114,10 @@ class GroupPrefetch {
 // step that starts a line prefetches, which the compute-bound Q4_0 kernel
 // needs (prefetching each line twice: 0.78-0.92x of the stream on q|k|v).
 // Nothing with the group-stream pattern.
-// Always inlined and written as one select per row: as an out-of-line call
-// or a rolled loop GCC spilled the calling kernel's vector registers, and
-// the one-token product lost 15-25% of its GB/s on the AMX Xeon.
+// Written out as one select per row and always inlined: other forms of the
+// same prefetches (a member function, a loop over the lines of a step,
+// a branch per row) compiled into a one-token Q8_0 product that ran 8-25%
+// slower on the AMX Xeon (not analysed further).
 template <int N, int64_t kStep = 64, int R, typename E>
 __attribute__((always_inline)) inline void prefetch_along(const GroupPrefetch<R>& later, const E* const* current,
                                                           int64_t offset, int64_t end) {

@@ -95,7 +95,7 @@ FFN_VNNI_TARGET inline void load_quad(const uint8_t* const* w, int64_t off, __m5
 // group_tile for kTokens tokens (0: `tokens`). A constant count lets the
 // compiler keep the decoded rows in registers across the token loop: with
 // a run-time count GCC spilled them to the stack and reloaded them per
-// token, which cost one-token decode ~1/4 of the kernel's time.
+// token (one token, rows in L2: 34 GB/s per core, 39 with the constant).
 template <DType T, bool kVnni, int Q, int G, int kTokens>
 FFN_VNNI_TARGET inline void group_tile_tokens(const uint8_t* const* w, GroupPrefetch<G>& later, int64_t share,
                                               int64_t width, int64_t n_tokens, const int32_t* act,
