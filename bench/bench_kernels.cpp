@@ -482,7 +482,6 @@ void BM_SparseInputPattern(benchmark::State& state) {
   const Shape shapes[] = {{5632, 2048, 30}, {2048, 11264, 50}, {2048, 2560, 75}};
   const Shape shape = shapes[state.range(2)];
   // Copies of one random matrix, re-laid, to exceed the last-level cache.
-  std::vector<float> values(static_cast<size_t>(shape.n_out));
   const uint64_t row_bytes = ffn::dtype_row_bytes(type, uint64_t(shape.n_out));
   ffn::AlignedVector<uint8_t> file(row_bytes * uint64_t(shape.n_in));
   const auto rows = random_buffer(size_t(shape.n_out) * 16);
@@ -491,10 +490,9 @@ void BM_SparseInputPattern(benchmark::State& state) {
                     uint64_t(shape.n_out));
   const ffn::WeightMatrix wt{.type = type, .rows = shape.n_in, .cols = shape.n_out, .data = file.data()};
   ffn::ThreadPool pool(threads);
-  const ffn::WeightMatrix first = ffn::packed_for_sparse_input(wt, &pool);
   const int64_t copies = copies_for(uint64_t(shape.n_in) * ffn::sparse_input_row_stride(type, shape.n_out));
-  std::vector<ffn::WeightMatrix> layouts{first};
-  for (int64_t c = 1; c < copies; ++c) layouts.push_back(ffn::packed_for_sparse_input(wt, &pool));
+  std::vector<ffn::WeightMatrix> layouts;
+  for (int64_t c = 0; c < copies; ++c) layouts.push_back(ffn::packed_for_sparse_input(wt, &pool));
   const auto sets = active_sets(shape.n_in, shape.density);
   const int64_t n_active = int64_t(sets[0].size());
   const auto x = random_buffer(size_t(n_active));
