@@ -167,6 +167,71 @@ TEST(NeuronRowsQ8, BatchKernelsReadThePairedViews) {
     ASSERT_NO_FATAL_FAILURE(expect_batches_read_the_views(type, 192, 41));
 }
 
+// Pairs placed at page ends (kernels/row_placement.h), from inputs placed
+// either way: each pair of at most a page ends one (longer pairs stay back
+// to back), and the fused kernel and the batch kernels give bit for bit
+// what they give on packed pairs. Q8_0 at d 2048: 4352-byte pairs from
+// 2176-byte rows placed at page ends.
+void expect_page_end_pairs_match(DType type, int64_t d, uint64_t seed) {
+  ThreadPool three(3);
+  const int64_t hidden = 203, count = 120, n_tok = 5;
+  const Neurons n = make_neurons(type, hidden, d, seed);
+  const bool relaid = n.up.packed != nullptr;
+  const WeightMatrix up_pages = relaid ? packed_for_sparse_input(n.up_file, nullptr, RowPlacement::kPageEnds) : n.up;
+  const WeightMatrix down_pages =
+      relaid ? packed_for_sparse_input(n.down_t_file, nullptr, RowPlacement::kPageEnds) : n.down_t;
+  std::vector<int32_t> active = test::random_subset(hidden, count, seed + 2);
+  std::sort(active.begin(), active.end());
+  const auto x1 = nonzero_floats(size_t(d), seed + 3);
+  const auto act = nonzero_floats(size_t(count), seed + 4);
+  const auto x = nonzero_floats(size_t(n_tok * d), seed + 6);
+  const auto h = nonzero_floats(size_t(n_tok * count), seed + 12);
+  std::vector<float> fused(static_cast<size_t>(d)), u(static_cast<size_t>(n_tok * count)), y(static_cast<size_t>(n_tok * d));
+  gated_neuron_rows(n.pairs.up, n.pairs.down_t, x1.data(), act.data(), active.data(), count, fused.data(), three);
+  auto gather = [&](const WeightMatrix& up, std::vector<float>& out) {
+    if (up.packed) gather_rows_q8(up, x.data(), n_tok, active.data(), count, out.data(), three);
+    else matmul_gather_rows(up, x.data(), n_tok, active.data(), count, out.data(), three);
+  };
+  gather(n.pairs.up, u);
+  matmul_sparse_input(n.pairs.down_t, h.data(), n_tok, active.data(), count, y.data(), three);
+  for (const bool from_pages : {false, true}) {
+    const std::string what = std::string(dtype_name(type)) + (from_pages ? " from page-end rows" : " from packed rows");
+    const NeuronRows pairs = from_pages ? paired_neuron_rows(up_pages, down_pages, &three, RowPlacement::kPageEnds)
+                                        : paired_neuron_rows(n.up, n.down_t, &three, RowPlacement::kPageEnds);
+    ASSERT_TRUE(neuron_rows_are_paired(pairs.up, pairs.down_t)) << what;
+    EXPECT_FALSE(can_pair_neuron_rows(pairs.up, pairs.down_t)) << what;
+    const uint8_t* first = relaid ? pairs.up.packed : pairs.up.data;
+    const uint64_t pair_bytes = 2 * (relaid ? sparse_input_row_stride(type, d) : n.up.row_bytes());
+    if (pair_bytes > 4096) {  // longer than a page: back to back
+      EXPECT_EQ(pairs.up.row_pitch, pair_bytes) << what;
+    } else {
+      EXPECT_EQ(pairs.up.row_pitch, 4096u) << what;
+      for (int64_t j = 0; j < hidden; ++j)
+        ASSERT_EQ((reinterpret_cast<uintptr_t>(first) + uint64_t(j) * 4096 + pair_bytes) % 4096, 0u)
+            << what << " pair " << j;
+    }
+    std::vector<float> fused_pages(size_t(d), -7.0f), u_pages(u.size(), -7.0f), y_pages(y.size(), -7.0f);
+    gated_neuron_rows(pairs.up, pairs.down_t, x1.data(), act.data(), active.data(), count, fused_pages.data(),
+                      three);
+    EXPECT_EQ(fused_pages, fused) << what;
+    gather(pairs.up, u_pages);
+    EXPECT_EQ(u_pages, u) << what;
+    matmul_sparse_input(pairs.down_t, h.data(), n_tok, active.data(), count, y_pages.data(), three);
+    EXPECT_EQ(y_pages, y) << what;
+  }
+}
+
+TEST(NeuronRowsQ8, PairsAtPageEndsGiveTheSameBits) {
+  if (!cpu_has_avx512bw()) GTEST_SKIP() << "needs AVX-512 BW";
+  for (const DType type : {DType::Q8_0, DType::Q4_0})
+    for (const int64_t d : {192, 2048}) ASSERT_NO_FATAL_FAILURE(expect_page_end_pairs_match(type, d, 71));
+}
+
+TEST(NeuronRowsDense, PairsAtPageEndsGiveTheSameBits) {
+  for (const DType type : {DType::F32, DType::F16, DType::BF16})
+    ASSERT_NO_FATAL_FAILURE(expect_page_end_pairs_match(type, 203, 81));
+}
+
 TEST(NeuronRowsQ8, PairingNeedsOneShapeAndTypeInTheRowLayout) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "needs AVX-512 BW";
   const WeightMatrix up = packed_for_sparse_input(test::random_weight(DType::Q8_0, 64, 128, 1));

@@ -212,6 +212,59 @@ TEST(SparseInputQ8, PrefetchDistanceAndPatternDoNotChangeProducts) {
     }
 }
 
+// Rows placed at page ends (kernels/row_placement.h) by each of the three
+// packers hold the bytes of the packed rows, each ending a 4 KiB page, and
+// give bit for bit the products of the packed rows: one token (threads
+// split the list) and 9 (threads split the columns). 2048 outputs of Q8_0:
+// 2176-byte rows, as TinyLlama's down^T; 192: rows of 160 or 224 bytes.
+TEST(SparseInputQ8, RowsAtPageEndsGiveTheSameBytesAndProducts) {
+  if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
+  ThreadPool pool(2);
+  for (DType type : {DType::Q8_0, DType::Q4_0})
+    for (int64_t n_out : {int64_t(2048), int64_t(192)}) {
+      const Q8Matrix m = random_q8(101, n_out, 51, type);
+      const Q8Matrix left = random_q8(101, n_out - 64, 52, type), right = random_q8(101, 64, 56, type);
+      // W [n_out, 101] whose transpose is packed straight into the layout.
+      const Q8Matrix w = random_q8(n_out, 128, 53, type);
+      const uint64_t stride = sparse_input_row_stride(type, n_out);
+      struct Pair {
+        WeightMatrix packed, pages;
+        int64_t rows;
+      };
+      const Pair pairs[] = {
+          {packed_for_sparse_input(m.w, &pool, RowPlacement::kPacked),
+           packed_for_sparse_input(m.w, &pool, RowPlacement::kPageEnds), 101},
+          {packed_for_sparse_input({&left.w, &right.w}, &pool, RowPlacement::kPacked),
+           packed_for_sparse_input({&left.w, &right.w}, &pool, RowPlacement::kPageEnds), 101},
+          {packed_transposed_for_sparse_input({&w.w}, &pool, RowPlacement::kPacked),
+           packed_transposed_for_sparse_input({&w.w}, &pool, RowPlacement::kPageEnds), 128},
+      };
+      for (const Pair& p : pairs) {
+        const std::string what = std::string(dtype_name(type)) + " n_out " + std::to_string(n_out);
+        ASSERT_NE(p.pages.packed, nullptr) << what;
+        EXPECT_EQ(p.packed.row_pitch, 0u) << what;
+        const uint64_t pitch = sparse_input_row_pitch(p.pages);
+        EXPECT_EQ(pitch % 4096, 0u) << what;
+        for (int64_t j = 0; j < p.rows; ++j) {
+          const uint8_t* row = p.pages.packed + uint64_t(j) * pitch;
+          ASSERT_EQ((reinterpret_cast<uintptr_t>(row) + stride) % 4096, 0u) << what << " row " << j;
+          ASSERT_EQ(std::memcmp(row, p.packed.packed + uint64_t(j) * stride, stride), 0) << what << " row " << j;
+        }
+        for (int64_t n_tok : {1, 9}) {
+          const int64_t count = p.rows * 6 / 10;
+          std::vector<int32_t> active = test::random_subset(p.rows, count, 54);
+          std::sort(active.begin(), active.end());
+          const auto x = test::random_floats(size_t(n_tok * count), 55);
+          std::vector<float> y_packed(size_t(n_tok * n_out), NAN), y_pages(y_packed.size(), -1.0f);
+          matmul_sparse_input(p.packed, x.data(), n_tok, active.data(), count, y_packed.data(), pool);
+          matmul_sparse_input(p.pages, x.data(), n_tok, active.data(), count, y_pages.data(), pool);
+          EXPECT_FALSE(std::isnan(y_packed.back())) << what;
+          EXPECT_EQ(y_pages, y_packed) << what << " tokens " << n_tok;
+        }
+      }
+    }
+}
+
 TEST(SparseInputQ8, PacksQ8AndQ4WithWholeChunks) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   EXPECT_TRUE(can_pack_sparse_input(random_q8(5, 128, 1).w));

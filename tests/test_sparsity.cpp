@@ -630,6 +630,43 @@ TEST(SparsityCli, BenchJsonReportsAchievedSparsityAndFewerBytes) {
   EXPECT_NE(insp.out.find("lazy<10%"), std::string::npos);
 }
 
+// --sparse-rows pages (kernels/row_placement.h) moves rows, not results:
+// on stories260K in Q8_0 (its down^T, q|k|v^T and o^T take the VNNI row
+// layout; CATS pairs up and down rows) greedy decoding gives the same text
+// as packed rows, and bench says which placement ran. A bad value is one
+// clear error.
+TEST(SparsityCli, PageEndRowsDecodeTheSameText) {
+  const std::string dir = test::temp_dir();
+  const std::string model = dir + "/q8.gguf";
+  auto q = test::run_command(test::ffn_binary() + " quantize -m " + test::model_path("stories260K.gguf") +
+                             " --type q8_0 -o " + model);
+  ASSERT_EQ(q.status, 0) << q.err;
+  auto cal = test::run_command(test::ffn_binary() + " calibrate -m " + model + " -f " +
+                               test::data_path("text/tinystories_valid_head.txt") + " --tokens 1000 --no-progress -o " +
+                               dir + "/s.json");
+  ASSERT_EQ(cal.status, 0) << cal.err;
+  for (const char* spec : {"teal:0.5", "cats:0.5"}) {
+    std::string text[2];
+    for (int pages = 0; pages < 2; ++pages) {
+      const auto g = test::run_command(test::ffn_binary() + " generate -m " + model + " -n 48 --temp 0 -t 2 " +
+                                       "--sparsity " + spec + " --calib " + dir + "/s.json --sparse-rows " +
+                                       (pages ? "pages" : "packed"));
+      ASSERT_EQ(g.status, 0) << g.err;
+      text[pages] = g.out;
+    }
+    EXPECT_GT(text[0].size(), 40u) << spec;
+    EXPECT_EQ(text[1], text[0]) << spec;
+  }
+  const auto b = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 8 -r 1 -t 1 --json " +
+                                   "--sparsity teal:0.5 --calib " + dir + "/s.json --sparse-rows pages");
+  ASSERT_EQ(b.status, 0) << b.err;
+  EXPECT_EQ(nlohmann::json::parse(b.out).at("sparse_rows").get<std::string>(), "pages");
+  const auto bad = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 4 -r 1 --sparsity " +
+                                     "teal:0.5 --calib " + dir + "/s.json --sparse-rows page");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("--sparse-rows"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace ffn
 

@@ -8,7 +8,6 @@
 
 #include "core/mapped_file.h"
 #include "core/thread_pool.h"
-#include "kernels/packed_quant.h"
 #include "kernels/relaid_chunk.h"
 #include "kernels/sparse_input_q8.h"
 
@@ -38,26 +37,32 @@ uint64_t row_size(const WeightMatrix& w) {
 
 const uint8_t* rows_start(const WeightMatrix& w) { return in_row_layout(w) ? w.packed : w.data; }
 
+// Bytes from one of w's rows to the next where the kernels read it.
+uint64_t row_step(const WeightMatrix& w) { return in_row_layout(w) ? sparse_input_row_pitch(w) : w.pitch(); }
+
 }  // namespace
 
 bool can_pair_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t) {
-  if (!same_shape(up, down_t) || up.row_pitch != 0 || down_t.row_pitch != 0) return false;
+  if (!same_shape(up, down_t) || neuron_rows_are_paired(up, down_t)) return false;
   if (in_row_layout(up) && in_row_layout(down_t)) return up.cols % kRelaidChunk == 0;
   return in_stored_rows(up) && in_stored_rows(down_t);
 }
 
-NeuronRows paired_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t, ThreadPool* pool) {
+NeuronRows paired_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t, ThreadPool* pool,
+                              RowPlacement placement) {
   if (!can_pair_neuron_rows(up, down_t))
     throw std::invalid_argument("paired_neuron_rows: up and down_t are not one shape and type, each with rows of "
                                 "its own (Q8_0/Q4_0 in the input-sparse layout, or F32/F16/BF16 as stored)");
-  const uint64_t size = row_size(up);
+  const uint64_t size = row_size(up), up_step = row_step(up), down_step = row_step(down_t);
   const uint8_t* from_up = rows_start(up);
   const uint8_t* from_down = rows_start(down_t);
-  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(up.rows) * 2 * size);
+  PlacedRows placed = place_rows(up.rows, 2 * size, placement);
+  std::shared_ptr<uint8_t> buf = std::move(placed.first);
+  const uint64_t pitch = placed.pitch;
   auto copy = [&](int64_t b, int64_t e) {
     for (int64_t j = b; j < e; ++j) {
-      std::memcpy(buf.get() + uint64_t(j) * 2 * size, from_up + uint64_t(j) * size, size);
-      std::memcpy(buf.get() + uint64_t(j) * 2 * size + size, from_down + uint64_t(j) * size, size);
+      std::memcpy(buf.get() + uint64_t(j) * pitch, from_up + uint64_t(j) * up_step, size);
+      std::memcpy(buf.get() + uint64_t(j) * pitch + size, from_down + uint64_t(j) * down_step, size);
     }
   };
   if (pool) pool->parallel_for(up.rows, [&](int64_t b, int64_t e, int) { copy(b, e); });
@@ -73,7 +78,7 @@ NeuronRows paired_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t
   const uint8_t*& down_rows = in_row_layout(up) ? out.down_t.packed : out.down_t.data;
   up_rows = buf.get();
   down_rows = buf.get() + size;
-  out.up.row_pitch = out.down_t.row_pitch = 2 * size;
+  out.up.row_pitch = out.down_t.row_pitch = pitch;
   std::shared_ptr<const void>& up_owner = in_row_layout(up) ? out.up.packed_owned : out.up.owned;
   std::shared_ptr<const void>& down_owner = in_row_layout(up) ? out.down_t.packed_owned : out.down_t.owned;
   up_owner = buf;
@@ -86,7 +91,7 @@ bool neuron_rows_are_paired(const WeightMatrix& up, const WeightMatrix& down_t) 
   const bool relaid = in_row_layout(up) && in_row_layout(down_t);
   if (!relaid && !(in_stored_rows(up) && in_stored_rows(down_t))) return false;
   const uint64_t size = row_size(up);
-  return up.row_pitch == 2 * size && down_t.row_pitch == 2 * size && rows_start(down_t) == rows_start(up) + size;
+  return up.row_pitch >= 2 * size && down_t.row_pitch == up.row_pitch && rows_start(down_t) == rows_start(up) + size;
 }
 
 void gated_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t, const float* x, const float* act,

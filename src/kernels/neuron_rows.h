@@ -15,9 +15,11 @@
 // side by side, so a kept neuron is one read of twice the row, prefetched as
 // one stream, and the product costs one wake-up of the workers instead of two.
 //
-// Layout: row j of up at 2 j pitch, row j of down^T right after it, each
-// matrix a WeightMatrix view with row_pitch = 2 rows, so the kernels of
-// batches (gathers and input-sparse products) read the views as is.
+// Layout: row j of up at j * pitch, row j of down^T right after it, each
+// matrix a WeightMatrix view with row_pitch = pitch, so the kernels of
+// batches (gathers and input-sparse products) read the views as is. The
+// pitch is 2 rows, or with RowPlacement::kPageEnds (row_placement.h), for
+// pairs of at most 4 KiB, one page per pair, the pair ending it.
 //  - Q8_0/Q4_0: both in the VNNI row layout of kernels/sparse_input_q8.h
 //    (the views' `packed`), paired by can_pair_neuron_rows when both are.
 //  - F32/F16/BF16: rows as stored (the views' `data`).
@@ -32,6 +34,7 @@
 #include <cstdint>
 
 #include "kernels/matmul_quant.h"
+#include "kernels/row_placement.h"
 #include "kernels/weight_matrix.h"
 
 namespace ffn {
@@ -39,19 +42,22 @@ namespace ffn {
 class ThreadPool;
 
 struct NeuronRows {
-  WeightMatrix up;      // [hidden, d_model], a view (row_pitch = 2 rows)
+  WeightMatrix up;      // [hidden, d_model], a view (row_pitch: the pairs' pitch)
   WeightMatrix down_t;  // [hidden, d_model], the view of the rows beside up's
 };
 
 // True when up and down_t (each [hidden, d_model]) have one type and shape
-// and adjacent rows of their own: both Q8_0/Q4_0 in the input-sparse layout
+// and rows of their own: both Q8_0/Q4_0 in the input-sparse layout
 // (packed_for_sparse_input: packed set, data null), or both F32/F16/BF16 rows
-// in `data` (no packed tiles).
+// in `data` (no packed tiles); and are not already the two views of one
+// pairing.
 bool can_pair_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t);
 
-// up's and down_t's rows copied into one buffer, pair by pair (rows split
-// over `pool` when given); the inputs' buffers are released with them.
-NeuronRows paired_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t, ThreadPool* pool = nullptr);
+// up's and down_t's rows copied into one buffer, pair by pair, the pairs
+// placed as asked (rows split over `pool` when given); the inputs' buffers
+// are released with them.
+NeuronRows paired_neuron_rows(const WeightMatrix& up, const WeightMatrix& down_t, ThreadPool* pool = nullptr,
+                              RowPlacement placement = sparse_row_placement());
 
 // True when up and down_t are the two views of one paired_neuron_rows.
 bool neuron_rows_are_paired(const WeightMatrix& up, const WeightMatrix& down_t);

@@ -78,14 +78,15 @@ ChunkSource chunk_source(DType type) {
 }
 
 // Rows [j0, j1) of the parts side by side (one part: the matrix itself)
-// into the layout. Several parts are joined per row in a small buffer, so
-// the joined matrix never exists whole.
-void pack_rows(std::initializer_list<const WeightMatrix*> parts, uint8_t* out, int64_t j0, int64_t j1) {
+// into the layout, row j at out + j * pitch. Several parts are joined per
+// row in a small buffer, so the joined matrix never exists whole.
+void pack_rows(std::initializer_list<const WeightMatrix*> parts, uint8_t* out, uint64_t pitch, int64_t j0,
+               int64_t j1) {
   const DType type = (*parts.begin())->type;
   int64_t cols = 0;
   for (const WeightMatrix* p : parts) cols += p->cols;
   const int64_t nb = cols / kQuantBlock;
-  const uint64_t stride = sparse_input_row_stride(type, cols), sb = scale_bytes(cols);
+  const uint64_t sb = scale_bytes(cols);
   std::vector<uint8_t> joined(parts.size() > 1 ? dtype_row_bytes(type, uint64_t(cols)) : 0);
   const int64_t block_bytes = int64_t(dtype_row_bytes(type, kQuantBlock));
   const ChunkSource from = chunk_source(type);
@@ -99,7 +100,7 @@ void pack_rows(std::initializer_list<const WeightMatrix*> parts, uint8_t* out, i
       }
       src = joined.data();
     }
-    uint8_t* row = out + uint64_t(j) * stride;
+    uint8_t* row = out + uint64_t(j) * pitch;
     std::memset(row, 0, sb);
     for (int64_t b = 0; b < nb; ++b) std::memcpy(row + 2 * b, src + b * block_bytes, 2);  // d leads each block
     // Stored values w + zero: Q8_0 int8 w -> w + 128 is w XOR 0x80; Q4_0's
@@ -191,12 +192,28 @@ uint64_t sparse_input_row_pitch(const WeightMatrix& wt) {
   return wt.row_pitch ? wt.row_pitch : sparse_input_row_stride(wt.type, wt.cols);
 }
 
+namespace {
+
+// Rows for wt's layout, placed as asked; wt.packed and its owner point at
+// them (row_pitch set where rows are not back to back).
+uint8_t* placed_rows_for(WeightMatrix& wt, RowPlacement placement) {
+  const uint64_t stride = sparse_input_row_stride(wt.type, wt.cols);
+  PlacedRows placed = place_rows(wt.rows, stride, placement);
+  wt.row_pitch = placed.pitch == stride ? 0 : placed.pitch;
+  wt.packed = placed.first.get();
+  wt.packed_owned = std::move(placed.first);
+  return const_cast<uint8_t*>(wt.packed);
+}
+
+}  // namespace
+
 bool can_pack_sparse_input(const WeightMatrix& wt) {
   return (wt.type == DType::Q8_0 || wt.type == DType::Q4_0) && wt.data != nullptr && wt.rows > 0 && wt.cols > 0 &&
          wt.cols % kChunk == 0 && cpu_has_avx512bw();
 }
 
-WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool) {
+WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool,
+                                     RowPlacement placement) {
   if (parts.size() == 0) throw std::invalid_argument("packed_for_sparse_input: no parts");
   const WeightMatrix& first = **parts.begin();
   WeightMatrix wt{.type = first.type, .rows = first.rows, .cols = 0};
@@ -206,27 +223,24 @@ WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> 
     packable = packable && can_pack_sparse_input(*p) && p->rows == first.rows && p->type == first.type;
   }
   if (!packable) return parts.size() == 1 ? first : concat_columns(parts);
-  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * sparse_input_row_stride(wt.type, wt.cols));
-  if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows(parts, buf.get(), b, e); });
-  else pack_rows(parts, buf.get(), 0, wt.rows);
+  uint8_t* rows = placed_rows_for(wt, placement);
+  const uint64_t pitch = sparse_input_row_pitch(wt);
+  if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows(parts, rows, pitch, b, e); });
+  else pack_rows(parts, rows, pitch, 0, wt.rows);
   for (const WeightMatrix* p : parts)
     if (!p->owned) release_mapped_pages(p->data, p->bytes());
-  wt.packed = buf.get();
-  wt.packed_owned = std::move(buf);
   return wt;
 }
 
-WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool) {
+WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool, RowPlacement placement) {
   if (!can_pack_sparse_input(wt)) return wt;
-  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * sparse_input_row_stride(wt.type, wt.cols));
-  if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows({&wt}, buf.get(), b, e); });
-  else pack_rows({&wt}, buf.get(), 0, wt.rows);
+  WeightMatrix out{.type = wt.type, .rows = wt.rows, .cols = wt.cols};
+  uint8_t* rows = placed_rows_for(out, placement);
+  const uint64_t pitch = sparse_input_row_pitch(out);
+  if (pool) pool->parallel_for(wt.rows, [&](int64_t b, int64_t e, int) { pack_rows({&wt}, rows, pitch, b, e); });
+  else pack_rows({&wt}, rows, pitch, 0, wt.rows);
   if (!wt.owned) release_mapped_pages(wt.data, wt.bytes());
-  wt.data = nullptr;
-  wt.owned.reset();
-  wt.packed = buf.get();
-  wt.packed_owned = std::move(buf);
-  return wt;
+  return out;
 }
 
 bool can_pack_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts) {
@@ -239,14 +253,15 @@ bool can_pack_transposed_for_sparse_input(std::initializer_list<const WeightMatr
   return cpu_has_avx512bw();
 }
 
-WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool) {
+WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool,
+                                                RowPlacement placement) {
   if (!can_pack_transposed_for_sparse_input(parts))
     throw std::invalid_argument("packed_transposed_for_sparse_input: parts cannot take the layout");
   const WeightMatrix& first = **parts.begin();
   WeightMatrix wt{.type = first.type, .rows = first.cols, .cols = 0};
   for (const WeightMatrix* p : parts) wt.cols += p->rows;
-  const uint64_t stride = sparse_input_row_stride(wt.type, wt.cols);
-  std::shared_ptr<uint8_t> buf = packed_weight_buffer(uint64_t(wt.rows) * stride);
+  uint8_t* placed = placed_rows_for(wt, placement);
+  const uint64_t pitch = sparse_input_row_pitch(wt);
   // A panel of columns of every part: decoded as rows of each W^T, each row
   // encoded into its part's blocks of one joined row, which is re-laid.
   const int64_t n_panels = (first.cols + kTransposePanel - 1) / kTransposePanel;
@@ -266,7 +281,7 @@ WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const Weig
           encode_row(wt.type, rows[i++].data() + j * p->rows, at, uint64_t(p->rows));
           at += dtype_row_bytes(wt.type, uint64_t(p->rows));
         }
-        pack_rows({&one}, buf.get() + uint64_t(c0 + j) * stride, 0, 1);
+        pack_rows({&one}, placed + uint64_t(c0 + j) * pitch, pitch, 0, 1);
       }
     }
   };
@@ -274,8 +289,6 @@ WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const Weig
   else panels(0, n_panels);
   for (const WeightMatrix* p : parts)
     if (!p->owned) release_mapped_pages(p->data, p->bytes());
-  wt.packed = buf.get();
-  wt.packed_owned = std::move(buf);
   return wt;
 }
 

@@ -21,7 +21,8 @@
 // The error is one int8 rounding of each a_jb relative to the largest of its
 // group: the same order as the dense VNNI path's int8 activation blocks.
 //
-// Layout (one buffer, rows of row_stride bytes, 64-byte aligned):
+// Layout (one buffer; rows of row_stride bytes, 64-byte aligned, back to
+// back or each ending on a 4 KiB boundary: `placement`, row_placement.h):
 //   row j:  the n_out/32 fp16 block scales d_jb, zero-padded to 64 bytes,
 //           then the quant bytes in chunks of 64 outputs. Each weight is
 //           stored unsigned, w + zero: Q8_0 w XOR 0x80 (w + 128, as in
@@ -48,6 +49,7 @@
 #include <initializer_list>
 
 #include "kernels/matmul_quant.h"
+#include "kernels/row_placement.h"
 #include "kernels/weight_matrix.h"
 
 namespace ffn {
@@ -62,13 +64,15 @@ bool can_pack_sparse_input(const WeightMatrix& wt);
 // reads only the layout; keeping both would double the memory of every
 // sparsified matrix). If wt.data is a file mapping its pages are released.
 // Unchanged when !can_pack_sparse_input(wt). Rows are split over `pool`.
-WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool = nullptr);
+WeightMatrix packed_for_sparse_input(WeightMatrix wt, ThreadPool* pool = nullptr,
+                                     RowPlacement placement = sparse_row_placement());
 
 // The parts' columns side by side ([n_in, sum of n_out], as concat_columns
 // would join them) in the layout, without building the joined matrix first.
 // When the parts cannot take the layout: their concat_columns (or the one
 // part, unchanged). File pages of packed parts are released.
-WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool = nullptr);
+WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts, ThreadPool* pool = nullptr,
+                                     RowPlacement placement = sparse_row_placement());
 
 // The transposes of the parts (each W [rows_i, cols], same cols and type)
 // side by side in the layout, [cols, sum of rows_i]: the bytes of
@@ -78,7 +82,8 @@ WeightMatrix packed_for_sparse_input(std::initializer_list<const WeightMatrix*> 
 // released. Requires can_pack_transposed_for_sparse_input(parts).
 bool can_pack_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts);
 WeightMatrix packed_transposed_for_sparse_input(std::initializer_list<const WeightMatrix*> parts,
-                                                ThreadPool* pool = nullptr);
+                                                ThreadPool* pool = nullptr,
+                                                RowPlacement placement = sparse_row_placement());
 
 // One token prefetches its rows a few groups ahead (kernels/group_prefetch.h).
 

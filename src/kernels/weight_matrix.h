@@ -29,8 +29,9 @@ struct WeightMatrix {
   std::shared_ptr<const void> packed_owned = nullptr;
   // Bytes from one row to the next when the rows are interleaved with
   // another matrix's (a neuron's up row beside its down column,
-  // kernels/neuron_rows.h): in `packed` when it holds the input-sparse
-  // layout (data null), else in `data`. 0: rows follow each other.
+  // kernels/neuron_rows.h) or each end a 4 KiB page (kernels/row_placement.h):
+  // in `packed` when it holds the input-sparse layout (data null), else in
+  // `data`. 0: rows follow each other.
   uint64_t row_pitch = 0;
 
   uint64_t row_bytes() const { return dtype_row_bytes(type, uint64_t(cols)); }

@@ -11,6 +11,7 @@
 #include "core/timer.h"
 #include "eval/speed_bench.h"
 #include "kernels/amx_packed.h"
+#include "kernels/row_placement.h"
 #include "model/loaded_model.h"
 
 namespace ffn::cli {
@@ -90,8 +91,9 @@ Command add_bench(CLI::App& app) {
                                          r.vs_read_tokens, r.vs_read, r.vs_read_gb_s)
                            : std::string(),
           meter ? fmt::format(",\"sparsity\":\"{}\",\"achieved_sparsity\":{:.4f},\"dense_weight_bytes_per_token\":{},"
-                              "\"site_sparsity\":{{{}}}",
-                              run.sparsity_label, r.achieved_sparsity, r.dense_weight_bytes_per_token, sites_json)
+                              "\"site_sparsity\":{{{}}},\"sparse_rows\":\"{}\"",
+                              run.sparsity_label, r.achieved_sparsity, r.dense_weight_bytes_per_token, sites_json,
+                              row_placement_name(sparse_row_placement()))
                 : std::string(),
           r.moe_top_k ? fmt::format(",\"moe_top_k\":{},\"moe_experts_per_token\":{:.4f}", r.moe_top_k,
                                     r.moe_experts_per_token)
@@ -128,6 +130,8 @@ Command add_bench(CLI::App& app) {
                  run.sparsity_label, 100 * r.achieved_sparsity, r.weight_bytes_per_token / 1048576.0,
                  r.dense_weight_bytes_per_token / 1048576.0);
       fmt::print("sparsity sites   {}  (activations dropped, all layers)\n", sites_text);
+      if (sparse_row_placement() == RowPlacement::kPageEnds)
+        fmt::print("sparse rows      each ending a 4 KiB page (--sparse-rows pages)\n");
     }
     if (r.moe_top_k)
       fmt::print("experts          top-{}: {:.2f} FFN experts run per token and MoE layer during decode\n", r.moe_top_k,

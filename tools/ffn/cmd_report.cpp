@@ -5,7 +5,9 @@
 #include "commands.h"
 #include "core/thread_pool.h"
 #include "eval/report.h"
+#include "kernels/row_placement.h"
 #include "progress.h"
+#include "sparsity_flags.h"
 
 namespace ffn::cli {
 
@@ -15,6 +17,7 @@ struct ReportCliOptions {
   std::string variants = "dense,q8_0,sparse:teal:0.5,sparse:cats:0.5";
   std::string out;
   int threads = 0;
+  std::string sparse_rows = "packed";
   bool no_bench = false;
   bool no_progress = false;
 };
@@ -52,10 +55,12 @@ Command add_report(CLI::App& app) {
   app.add_option("-n,--n-gen", r.bench.decode_tokens, "bench decode tokens")->capture_default_str();
   app.add_option("-r,--repetitions", r.bench.repetitions, "bench repetitions")->capture_default_str();
   app.add_option("-t,--threads", o->threads, "threads (default: all cores)")->check(CLI::Range(0, 1024));
+  add_sparse_rows_option(app, o->sparse_rows);
   app.add_flag("--no-bench", o->no_bench, "quality columns only");
   app.add_flag("--no-progress", o->no_progress, "no progress bar");
   return [o] {
     if (o->threads > 0) ThreadPool::set_global_threads(o->threads);
+    set_sparse_row_placement(*parse_row_placement(o->sparse_rows));
     ThreadPool& pool = ThreadPool::global();
     o->report.variants = split_commas(o->variants);
     o->report.run_bench = !o->no_bench;

@@ -16,6 +16,7 @@ LoadedRun RunFlags::load(const std::string& model, const std::string& tokenizer)
   // The AMX decision (tile permission, self-check, any warning) at start-up,
   // not inside the first prompt's products.
   amx_support();
+  sparsity.place_rows();
   LoadedRun run;
   run.lm = load_model(model, tokenizer);
   moe.apply(*run.lm.model);
