@@ -27,6 +27,7 @@
 #include "kernels/ops.h"
 #include "kernels/packed_bf16.h"
 #include "kernels/packed_quant.h"
+#include "kernels/row_placement.h"
 #include "kernels/matmul_quant.h"
 #include "kernels/group_prefetch.h"
 #include "kernels/neuron_rows.h"
@@ -462,12 +463,62 @@ BENCHMARK(BM_SparseInputPrefetch)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// W^T at one of TinyLlama's shapes, re-laid for the VNNI input-sparse
+// kernel (Q8_0, Q4_0) in copies that exceed the last-level cache, with the
+// active sets of its typical density: the down projection (5632 x 2048,
+// ~30% of rows active under TEAL 50%), gate|up joined (2048 x 11264, 50%)
+// and q|k|v joined (2048 x 2560, 75%). `placements`: one set of copies per
+// placement (kernels/row_placement.h).
+struct TinyLlamaSparseInput {
+  int64_t n_out = 0, n_active = 0;
+  uint64_t row_bytes = 0;  // file bytes of a row
+  std::vector<std::vector<ffn::WeightMatrix>> layouts;  // [placement][copy]
+  std::vector<std::vector<int32_t>> sets;
+  ffn::AlignedVector<float> x;
+  std::vector<float> y;
+};
+TinyLlamaSparseInput tinyllama_sparse_input(ffn::DType type, int shape_index,
+                                            std::initializer_list<ffn::RowPlacement> placements,
+                                            ffn::ThreadPool& pool) {
+  struct Shape {
+    int64_t n_in, n_out, density;
+  };
+  const Shape shapes[] = {{5632, 2048, 30}, {2048, 11264, 50}, {2048, 2560, 75}};
+  const Shape shape = shapes[shape_index];
+  TinyLlamaSparseInput t;
+  t.n_out = shape.n_out;
+  t.row_bytes = ffn::dtype_row_bytes(type, uint64_t(shape.n_out));
+  ffn::AlignedVector<uint8_t> file(t.row_bytes * uint64_t(shape.n_in));
+  const auto rows = random_buffer(size_t(shape.n_out) * 16);
+  for (int64_t j = 0; j < shape.n_in; ++j)
+    ffn::encode_row(type, rows.data() + (j % 16) * shape.n_out, file.data() + uint64_t(j) * t.row_bytes,
+                    uint64_t(shape.n_out));
+  const ffn::WeightMatrix wt{.type = type, .rows = shape.n_in, .cols = shape.n_out, .data = file.data()};
+  const int64_t copies = copies_for(uint64_t(shape.n_in) * ffn::sparse_input_row_stride(type, shape.n_out));
+  for (const ffn::RowPlacement placement : placements) {
+    t.layouts.emplace_back();
+    for (int64_t c = 0; c < copies; ++c) t.layouts.back().push_back(ffn::packed_for_sparse_input(wt, &pool, placement));
+  }
+  t.sets = active_sets(shape.n_in, shape.density);
+  t.n_active = int64_t(t.sets[0].size());
+  t.x = random_buffer(size_t(t.n_active));
+  t.y.resize(size_t(shape.n_out));
+  return t;
+}
+
+// Product i of an alternating run on layout set `placement` of t.
+void tinyllama_product(TinyLlamaSparseInput& t, size_t placement, int64_t i, ffn::ThreadPool& pool) {
+  const auto& copies = t.layouts[placement];
+  ffn::matmul_sparse_input(copies[size_t(i) % copies.size()], t.x.data(), 1, t.sets[size_t(i) % t.sets.size()].data(),
+                           t.n_active, t.y.data(), pool);
+  benchmark::DoNotOptimize(t.y.data());
+}
+
 // The one-token VNNI input-sparse product (Q8_0, Q4_0) with the group
 // stream and with prefetches along the rows (kernels/group_prefetch.h),
-// alternating call by call in one process, at TinyLlama's shapes: W^T of
-// the down projection (5632 x 2048, ~30% of rows active under TEAL 50%), of
-// gate|up joined (2048 x 11264, 50%) and of q|k|v joined (2048 x 2560,
-// 75%). Reports GB/s of each and their ratio (along / stream).
+// alternating call by call in one process, at TinyLlama's shapes
+// (tinyllama_sparse_input). Reports GB/s of each and their ratio (along /
+// stream).
 // Args: weight type, threads, shape (0 down, 1 gate|up, 2 q|k|v).
 void BM_SparseInputPattern(benchmark::State& state) {
   const auto type = static_cast<ffn::DType>(state.range(0));
@@ -476,38 +527,41 @@ void BM_SparseInputPattern(benchmark::State& state) {
     state.SkipWithError("the VNNI input-sparse layout needs AVX-512 BW");
     return;
   }
-  struct Shape {
-    int64_t n_in, n_out, density;
-  };
-  const Shape shapes[] = {{5632, 2048, 30}, {2048, 11264, 50}, {2048, 2560, 75}};
-  const Shape shape = shapes[state.range(2)];
-  // Copies of one random matrix, re-laid, to exceed the last-level cache.
-  const uint64_t row_bytes = ffn::dtype_row_bytes(type, uint64_t(shape.n_out));
-  ffn::AlignedVector<uint8_t> file(row_bytes * uint64_t(shape.n_in));
-  const auto rows = random_buffer(size_t(shape.n_out) * 16);
-  for (int64_t j = 0; j < shape.n_in; ++j)
-    ffn::encode_row(type, rows.data() + (j % 16) * shape.n_out, file.data() + uint64_t(j) * row_bytes,
-                    uint64_t(shape.n_out));
-  const ffn::WeightMatrix wt{.type = type, .rows = shape.n_in, .cols = shape.n_out, .data = file.data()};
   ffn::ThreadPool pool(threads);
-  const int64_t copies = copies_for(uint64_t(shape.n_in) * ffn::sparse_input_row_stride(type, shape.n_out));
-  std::vector<ffn::WeightMatrix> layouts;
-  for (int64_t c = 0; c < copies; ++c) layouts.push_back(ffn::packed_for_sparse_input(wt, &pool));
-  const auto sets = active_sets(shape.n_in, shape.density);
-  const int64_t n_active = int64_t(sets[0].size());
-  const auto x = random_buffer(size_t(n_active));
-  std::vector<float> y(static_cast<size_t>(shape.n_out));
+  TinyLlamaSparseInput t = tinyllama_sparse_input(type, int(state.range(2)), {ffn::RowPlacement::kPacked}, pool);
   const auto seconds = alternating_seconds(state, [&](int along, int64_t i) {
     ffn::override_prefetch_pattern(along ? ffn::PrefetchPattern::kAlongRows : ffn::PrefetchPattern::kGroupStream);
-    ffn::matmul_sparse_input(layouts[size_t(i % copies)], x.data(), 1, sets[size_t(i) % sets.size()].data(),
-                             n_active, y.data(), pool);
-    benchmark::DoNotOptimize(y.data());
+    tinyllama_product(t, 0, i, pool);
   });
   ffn::override_prefetch_pattern(std::nullopt);
   state.SetLabel(ffn::dtype_name(type));
-  report_alternating(state, seconds, double(row_bytes) * double(n_active) / 1e9, "stream_GB/s", "along_GB/s");
+  report_alternating(state, seconds, double(t.row_bytes) * double(t.n_active) / 1e9, "stream_GB/s", "along_GB/s");
 }
 BENCHMARK(BM_SparseInputPattern)
+    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {0, 1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The same products with rows back to back and with each row ending a 4 KiB
+// page (kernels/row_placement.h), alternating call by call. Reports GB/s of
+// each (file bytes of the rows read) and their ratio (pages / packed).
+// Args: weight type, threads, shape (0 down, 1 gate|up, 2 q|k|v).
+void BM_SparseInputPlacement(benchmark::State& state) {
+  const auto type = static_cast<ffn::DType>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  if (!ffn::cpu_has_avx512bw()) {
+    state.SkipWithError("the VNNI input-sparse layout needs AVX-512 BW");
+    return;
+  }
+  ffn::ThreadPool pool(threads);
+  TinyLlamaSparseInput t = tinyllama_sparse_input(
+      type, int(state.range(2)), {ffn::RowPlacement::kPacked, ffn::RowPlacement::kPageEnds}, pool);
+  const auto seconds =
+      alternating_seconds(state, [&](int pages, int64_t i) { tinyllama_product(t, size_t(pages), i, pool); });
+  state.SetLabel(ffn::dtype_name(type));
+  report_alternating(state, seconds, double(t.row_bytes) * double(t.n_active) / 1e9, "packed_GB/s", "pages_GB/s");
+}
+BENCHMARK(BM_SparseInputPlacement)
     ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {0, 1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
@@ -596,22 +650,29 @@ BENCHMARK(BM_GatherRows)->Apply(relaid_args)->UseRealTime()->Unit(benchmark::kMi
 // are the Q8_0 W^T of TinyLlama's down projection, 6016 its gate/up, 1152
 // the Q4_0 W^T of the down projection.
 // vs_read: the ratio to the sequential read bandwidth (BM_ReadBandwidth).
-// Args: row bytes, density (%), threads.
+// Placement (kernels/row_placement.h): 0 rows back to back; 1 each row
+// ending a 4 KiB page; 2 each row starting one (the same memory as 1, with
+// the rest of each page unused: what a prefetcher fetches past a row's end
+// costs bandwidth there and nowhere else).
+// Args: row bytes, density (%), threads, placement.
 void BM_ReadRows(benchmark::State& state) {
   const int64_t row_bytes = state.range(0), density = state.range(1);
   const int threads = static_cast<int>(state.range(2));
-  const int64_t rows = kIn * kOut / row_bytes;  // ~11.5 MB per copy
-  const int64_t copies = copies_for(uint64_t(rows * row_bytes));
-  // In 2 MiB pages, as the model's scattered-row weights: in 4 KiB pages
-  // every row is also a TLB miss.
-  const std::shared_ptr<uint8_t> w = ffn::weight_allocation(uint64_t(rows * row_bytes * copies));
-  std::memset(w.get(), 1, size_t(rows * row_bytes * copies));
+  const int placement = static_cast<int>(state.range(3));
+  const int64_t pitch = placement == 0 ? row_bytes : (row_bytes + 4095) / 4096 * 4096;
+  const int64_t offset = placement == 1 ? pitch - row_bytes : 0;
+  const int64_t rows = kIn * kOut / row_bytes;  // ~11.5 MB of rows per copy
+  const int64_t copies = copies_for(uint64_t(rows * pitch));
+  // In 2 MiB pages (2 MiB aligned), as the model's scattered-row weights: in
+  // 4 KiB pages every row is also a TLB miss.
+  const std::shared_ptr<uint8_t> w = ffn::weight_allocation(uint64_t(rows * pitch * copies));
+  std::memset(w.get(), 1, size_t(rows * pitch * copies));
   const auto sets = active_sets(rows, density);
   ffn::ThreadPool pool(threads);
   std::vector<uint64_t> sink(static_cast<size_t>(threads));
   auto read = [&](const uint8_t* base, const std::vector<int32_t>& set, int64_t b, int64_t e) {
     uint64_t acc = 0;
-    auto row = [&](int64_t k) { return base + int64_t(set[size_t(std::min(k, e - 1))]) * row_bytes; };
+    auto row = [&](int64_t k) { return base + int64_t(set[size_t(std::min(k, e - 1))]) * pitch + offset; };
     for (int64_t k = b; k < e; k += 8) {
       const int64_t n = std::min<int64_t>(8, e - k);
       for (int64_t c = 0; c + 8 <= row_bytes; c += 64)
@@ -628,7 +689,7 @@ void BM_ReadRows(benchmark::State& state) {
   int64_t i = 0;
   for (auto _ : state) {
     const auto& set = sets[size_t(i % int64_t(sets.size()))];
-    const uint8_t* base = w.get() + (i % copies) * rows * row_bytes;
+    const uint8_t* base = w.get() + (i % copies) * rows * pitch;
     pool.parallel_for(threads, [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; ++t)
         sink[size_t(t)] += read(base, set, int64_t(set.size()) * t / threads, int64_t(set.size()) * (t + 1) / threads);
@@ -642,7 +703,8 @@ void BM_ReadRows(benchmark::State& state) {
                                                  benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ReadRows)
-    ->ArgsProduct({{1152, 2176, 6016}, {50, 100}, {1, 2}})
+    ->ArgsProduct({{1152, 2176, 6016}, {50, 100}, {1, 2}, {0}})
+    ->ArgsProduct({{2176}, {30, 50, 75}, {2}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
