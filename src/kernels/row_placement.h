@@ -14,7 +14,7 @@
 // TinyLlama's Q8_0 shapes ran 1.16x (down^T, 2176-byte rows, 30% of rows)
 // and 1.10x (q|k|v^T, 2720 bytes, 75%) as fast with rows at page ends
 // (BM_SparseInputPlacement), and TEAL decode 1.68x of dense instead of
-// 1.60x at 50%, 2.53x instead of 2.34x at 70%. Rows longer than a page gain
+// 1.58x at 50%, 2.53x instead of 2.34x at 70%. Rows longer than a page gain
 // nothing measurable (gate|up^T, 11968 bytes) and CATS's 4352-byte Q8_0 row
 // pairs lost 5%, so they stay back to back.
 //
