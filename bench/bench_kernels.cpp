@@ -506,6 +506,22 @@ TinyLlamaSparseInput tinyllama_sparse_input(ffn::DType type, int shape_index,
   return t;
 }
 
+// Args of the benchmarks on tinyllama_sparse_input: weight type (Q8_0,
+// Q4_0), threads (1, 2), shape (0 down, 1 gate|up, 2 q|k|v).
+void tinyllama_sparse_input_args(benchmark::internal::Benchmark* b) {
+  b->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {0, 1, 2}})
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+// False (the benchmark skipped with the reason) without the CPU the VNNI
+// input-sparse layout needs.
+bool has_sparse_input_layout(benchmark::State& state) {
+  if (ffn::cpu_has_avx512bw()) return true;
+  state.SkipWithError("the VNNI input-sparse layout needs AVX-512 BW");
+  return false;
+}
+
 // Product i of an alternating run on layout set `placement` of t.
 void tinyllama_product(TinyLlamaSparseInput& t, size_t placement, int64_t i, ffn::ThreadPool& pool) {
   const auto& copies = t.layouts[placement];
@@ -521,13 +537,9 @@ void tinyllama_product(TinyLlamaSparseInput& t, size_t placement, int64_t i, ffn
 // stream).
 // Args: weight type, threads, shape (0 down, 1 gate|up, 2 q|k|v).
 void BM_SparseInputPattern(benchmark::State& state) {
+  if (!has_sparse_input_layout(state)) return;
   const auto type = static_cast<ffn::DType>(state.range(0));
-  const int threads = static_cast<int>(state.range(1));
-  if (!ffn::cpu_has_avx512bw()) {
-    state.SkipWithError("the VNNI input-sparse layout needs AVX-512 BW");
-    return;
-  }
-  ffn::ThreadPool pool(threads);
+  ffn::ThreadPool pool(static_cast<int>(state.range(1)));
   TinyLlamaSparseInput t = tinyllama_sparse_input(type, int(state.range(2)), {ffn::RowPlacement::kPacked}, pool);
   const auto seconds = alternating_seconds(state, [&](int along, int64_t i) {
     ffn::override_prefetch_pattern(along ? ffn::PrefetchPattern::kAlongRows : ffn::PrefetchPattern::kGroupStream);
@@ -537,23 +549,16 @@ void BM_SparseInputPattern(benchmark::State& state) {
   state.SetLabel(ffn::dtype_name(type));
   report_alternating(state, seconds, double(t.row_bytes) * double(t.n_active) / 1e9, "stream_GB/s", "along_GB/s");
 }
-BENCHMARK(BM_SparseInputPattern)
-    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {0, 1, 2}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SparseInputPattern)->Apply(tinyllama_sparse_input_args);
 
 // The same products with rows back to back and with each row ending a 4 KiB
 // page (kernels/row_placement.h), alternating call by call. Reports GB/s of
 // each (file bytes of the rows read) and their ratio (pages / packed).
 // Args: weight type, threads, shape (0 down, 1 gate|up, 2 q|k|v).
 void BM_SparseInputPlacement(benchmark::State& state) {
+  if (!has_sparse_input_layout(state)) return;
   const auto type = static_cast<ffn::DType>(state.range(0));
-  const int threads = static_cast<int>(state.range(1));
-  if (!ffn::cpu_has_avx512bw()) {
-    state.SkipWithError("the VNNI input-sparse layout needs AVX-512 BW");
-    return;
-  }
-  ffn::ThreadPool pool(threads);
+  ffn::ThreadPool pool(static_cast<int>(state.range(1)));
   TinyLlamaSparseInput t = tinyllama_sparse_input(
       type, int(state.range(2)), {ffn::RowPlacement::kPacked, ffn::RowPlacement::kPageEnds}, pool);
   const auto seconds =
@@ -561,10 +566,7 @@ void BM_SparseInputPlacement(benchmark::State& state) {
   state.SetLabel(ffn::dtype_name(type));
   report_alternating(state, seconds, double(t.row_bytes) * double(t.n_active) / 1e9, "packed_GB/s", "pages_GB/s");
 }
-BENCHMARK(BM_SparseInputPlacement)
-    ->ArgsProduct({{int64_t(ffn::DType::Q8_0), int64_t(ffn::DType::Q4_0)}, {1, 2}, {0, 1, 2}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SparseInputPlacement)->Apply(tinyllama_sparse_input_args);
 // The one-token tail of a gate-sparse FFN (CATS, CHESS, statistical top-k)
 // at TinyLlama's shape: the kept neurons' up rows and down columns, as two
 // passes over separate matrices (a gather, then the input-sparse product)

@@ -216,7 +216,7 @@ TEST(SparseInputQ8, PrefetchDistanceAndPatternDoNotChangeProducts) {
 // packers hold the bytes of the packed rows, each ending a 4 KiB page, and
 // give bit for bit the products of the packed rows: one token (threads
 // split the list) and 9 (threads split the columns). 2048 outputs of Q8_0:
-// 2176-byte rows, as TinyLlama's down^T; 192: rows of 160 or 224 bytes.
+// 2176-byte rows, as TinyLlama's down^T; 192: rows of 256 (Q8_0) or 160 bytes.
 TEST(SparseInputQ8, RowsAtPageEndsGiveTheSameBytesAndProducts) {
   if (!cpu_has_avx512bw()) GTEST_SKIP() << "no AVX-512 BW on this CPU";
   ThreadPool pool(2);
@@ -224,7 +224,7 @@ TEST(SparseInputQ8, RowsAtPageEndsGiveTheSameBytesAndProducts) {
     for (int64_t n_out : {int64_t(2048), int64_t(192)}) {
       const Q8Matrix m = random_q8(101, n_out, 51, type);
       const Q8Matrix left = random_q8(101, n_out - 64, 52, type), right = random_q8(101, 64, 56, type);
-      // W [n_out, 101] whose transpose is packed straight into the layout.
+      // W [n_out, 128] whose transpose is packed straight into the layout.
       const Q8Matrix w = random_q8(n_out, 128, 53, type);
       const uint64_t stride = sparse_input_row_stride(type, n_out);
       struct Pair {

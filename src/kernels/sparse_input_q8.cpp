@@ -199,10 +199,11 @@ namespace {
 uint8_t* placed_rows_for(WeightMatrix& wt, RowPlacement placement) {
   const uint64_t stride = sparse_input_row_stride(wt.type, wt.cols);
   PlacedRows placed = place_rows(wt.rows, stride, placement);
+  uint8_t* first = placed.first.get();
   wt.row_pitch = placed.pitch == stride ? 0 : placed.pitch;
-  wt.packed = placed.first.get();
+  wt.packed = first;
   wt.packed_owned = std::move(placed.first);
-  return const_cast<uint8_t*>(wt.packed);
+  return first;
 }
 
 }  // namespace

@@ -131,7 +131,7 @@ Command add_bench(CLI::App& app) {
                  r.dense_weight_bytes_per_token / 1048576.0);
       fmt::print("sparsity sites   {}  (activations dropped, all layers)\n", sites_text);
       if (sparse_row_placement() == RowPlacement::kPageEnds)
-        fmt::print("sparse rows      each ending a 4 KiB page (--sparse-rows pages)\n");
+        fmt::print("sparse rows      those of at most 4 KiB each ending a page (--sparse-rows pages)\n");
     }
     if (r.moe_top_k)
       fmt::print("experts          top-{}: {:.2f} FFN experts run per token and MoE layer during decode\n", r.moe_top_k,
