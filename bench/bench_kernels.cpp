@@ -19,6 +19,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
+#include "ffn/sparse_activations.h"
 #include "kernels/amx_packed.h"
 #include "kernels/attention_head.h"
 #include "kernels/convert.h"
@@ -742,6 +743,26 @@ void BM_AttendHead(benchmark::State& state) {
       benchmark::Counter(4.0 * double(n_pos * head_dim) * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_AttendHead)->ArgsProduct({{64, 512, 2048}, {64}, {0, 1}})->Unit(benchmark::kMicrosecond);
+
+// Args: width, tokens. The activation selection that runs on the calling
+// thread between two input-sparse products while the other threads wait
+// (select_kept + pack_kept_values, TEAL's rule at ~50% kept): one token
+// takes its own single pass, several tokens the union's two passes.
+void BM_SelectKept(benchmark::State& state) {
+  const int64_t width = state.range(0), n_tok = state.range(1);
+  const auto x = random_buffer(size_t(width * n_tok));  // uniform in [-1, 1]
+  const ffn::KeepRule rule{.threshold = 0.5f};
+  ffn::SparseActivations p;
+  for (auto _ : state) {
+    ffn::select_kept(x.data(), n_tok, width, rule, p);
+    ffn::pack_kept_values(x.data(), rule, p);
+    benchmark::DoNotOptimize(p.values.data());
+  }
+  state.counters["kept"] = double(p.kept) / double(width * n_tok);
+  state.counters["GB/s"] =
+      benchmark::Counter(4.0 * double(width * n_tok) * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SelectKept)->ArgsProduct({{2048, 5632}, {1, 8}})->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -105,6 +105,49 @@ TEST(SparseActivations, UnionPackKeepsEachTokensOwnValues) {
   EXPECT_EQ(p.kept, kept_ch);
 }
 
+// One token takes its own pass (kept ids, no union flags); a batch the
+// union's. Reusing one SparseActivations across both, each call must see
+// exactly its own rule, ids and values.
+TEST(SparseActivations, OneTokenAndBatchesShareScratchExactly) {
+  for (int64_t w : {37, 100, 5632}) {
+    const auto x = test::random_floats(size_t(3 * w), 17 + w);
+    std::vector<float> ct(static_cast<size_t>(w));
+    std::vector<uint8_t> keep(size_t(3 * w));
+    for (int64_t j = 0; j < w; ++j) ct[j] = 0.9f * float(j % 7) / 7.0f;
+    for (size_t i = 0; i < keep.size(); ++i) keep[i] = (i * 2654435761u >> 7) % 3 == 0;
+    const KeepRule rules[] = {{.threshold = 0.45f}, {.channel_thresholds = ct.data()}, {.keep = keep.data()}};
+    SparseActivations p;
+    for (const KeepRule& rule : rules)
+      for (int64_t n : {1, 3, 1, 2, 1}) {
+        select_kept(x.data(), n, w, rule, p);
+        pack_kept_values(x.data(), rule, p);
+        auto kept = [&](int64_t t, int64_t j) {
+          if (rule.keep) return rule.keep[t * w + j] != 0;
+          return std::fabs(x[t * w + j]) > (rule.channel_thresholds ? ct[j] : rule.threshold);
+        };
+        std::vector<int32_t> ids;
+        uint64_t n_kept = 0;
+        for (int64_t j = 0; j < w; ++j) {
+          bool any = false;
+          for (int64_t t = 0; t < n; ++t) any |= kept(t, j), n_kept += kept(t, j);
+          if (any) ids.push_back(int32_t(j));
+        }
+        ASSERT_EQ(p.active, ids) << "width " << w << " tokens " << n;
+        ASSERT_GT(ids.size(), 0u);
+        if (n == 1) {
+          ASSERT_LT(ids.size(), size_t(w));
+        }
+        EXPECT_EQ(p.kept, n_kept);
+        EXPECT_EQ(p.seen, uint64_t(n * w));
+        ASSERT_EQ(p.values.size(), size_t(n) * ids.size());
+        for (int64_t t = 0; t < n; ++t)
+          for (size_t k = 0; k < ids.size(); ++k)
+            ASSERT_EQ(p.values[t * ids.size() + k], kept(t, ids[k]) ? x[t * w + ids[k]] : 0.0f)
+                << "width " << w << " tokens " << n << " token " << t << " channel " << ids[k];
+      }
+  }
+}
+
 TEST(SparseActivations, InverseNormalCdfMatchesKnownQuantiles) {
   EXPECT_NEAR(inverse_normal_cdf(0.5), 0.0, 1e-12);
   EXPECT_NEAR(inverse_normal_cdf(0.975), 1.959963984540054, 1e-9);

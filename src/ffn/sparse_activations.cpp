@@ -10,18 +10,30 @@ void select_kept(const float* x, int64_t n_tok, int64_t width, const KeepRule& r
   out.n_tok = n_tok;
   out.width = width;
   out.in_union.resize(static_cast<size_t>(width));
+  out.seen = static_cast<uint64_t>(n_tok * width);
+  if (n_tok == 1) {
+    // Decode: one pass writes the kept ids (into the scratch, then copied:
+    // resizing `active` up would first zero it), no union flags. Between
+    // two products with the other threads waiting, the two-pass union took
+    // ~4 us for TinyLlama's 5632 channels, ~8 us in decode.
+    const int64_t n = kept_ids(x, width, rule, out.in_union.data());
+    out.active.assign(out.in_union.begin(), out.in_union.begin() + n);
+    out.kept = static_cast<uint64_t>(n);
+    out.union_flags = false;
+    return;
+  }
   const KeptCounts c = mark_kept(x, n_tok, width, rule, out.in_union.data());
   out.active.resize(static_cast<size_t>(c.union_size));
-  out.values.clear();
+  out.union_flags = true;
   // The union's ids only (values for zero tokens).
   pack_kept(x, 0, width, rule, out.in_union.data(), c.union_size, out.active.data(), nullptr);
   out.kept = c.kept;
-  out.seen = static_cast<uint64_t>(n_tok * width);
 }
 
 void pack_kept_values(const float* x, const KeepRule& rule, SparseActivations& out) {
   out.values.resize(static_cast<size_t>(out.n_tok * out.n_active()));
-  pack_kept(x, out.n_tok, out.width, rule, out.in_union.data(), out.n_active(), nullptr, out.values.data());
+  pack_kept(x, out.n_tok, out.width, rule, out.union_flags ? out.in_union.data() : nullptr, out.n_active(), nullptr,
+            out.values.data());
 }
 
 void threshold_activations(const float* x, int64_t n_tok, int64_t width, float threshold,

@@ -23,7 +23,10 @@ struct SparseActivations {
   std::vector<float> values;    // [n_tok, active.size()]
   uint64_t kept = 0;            // token-channel pairs kept
   uint64_t seen = 0;            // token-channel pairs seen
-  std::vector<int32_t> in_union;  // scratch of select_kept: -1 on the union's channels
+  // select_kept's scratch: several tokens, -1 on the union's channels
+  // (union_flags); one token, its kept ids (then the union is its mask).
+  std::vector<int32_t> in_union;
+  bool union_flags = false;
 
   int64_t n_active() const { return static_cast<int64_t>(active.size()); }
 };
@@ -32,7 +35,8 @@ struct SparseActivations {
 // (ffn/sparse_batch.h) never packs values:
 //  1. select_kept: the union of the channels the tokens keep under `rule`
 //     (kernels/activation_mask.h) into out.active, and out.kept / out.seen;
-//     out.values is left empty.
+//     out.values is stale until step 2 (kept, not cleared: refilling a
+//     cleared vector would first zero it, on the thread the others wait for).
 //  2. pack_kept_values: out.values on that union, from the same x and rule.
 void select_kept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule, SparseActivations& out);
 void pack_kept_values(const float* x, const KeepRule& rule, SparseActivations& out);

@@ -40,6 +40,13 @@ HWY_INLINE bool KeepOne(const float* x, int64_t t, int64_t j, int64_t width, con
   return std::fabs(x[t * width + j]) > (rule.channel_thresholds ? rule.channel_thresholds[j] : rule.threshold);
 }
 
+// Channel ids j .. j + Lanes - 1, from the lanes' ids 0 .. Lanes - 1 built
+// once: Highway's Iota(d, j) per vector stores 16 scalars and reloads them
+// as a vector, a failed store forward that made the id pass ~8x slower.
+HWY_INLINE hn::Vec<DI> ChannelIds(hn::Vec<DI> lanes, int64_t j) {
+  return hn::Add(lanes, hn::Set(DI(), static_cast<int32_t>(j)));
+}
+
 KeptCounts MarkKept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule, int32_t* in_union) {
   const DF d;
   const DI di;
@@ -63,19 +70,39 @@ KeptCounts MarkKept(const float* x, int64_t n_tok, int64_t width, const KeepRule
   return c;
 }
 
+int64_t KeptIds(const float* x, int64_t width, const KeepRule& rule, int32_t* kept_ids) {
+  const DF d;
+  const DI di;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d)), vec_width = width / N * N;
+  const auto lanes = hn::Iota(di, 0);
+  int64_t k = 0;
+  for (int64_t j = 0; j < vec_width; j += N)
+    k += static_cast<int64_t>(hn::CompressBlendedStore(ChannelIds(lanes, j),
+                                                       hn::RebindMask(di, KeepMask(x, 0, j, width, rule)), di,
+                                                       kept_ids + k));
+  for (int64_t j = vec_width; j < width; ++j)
+    if (KeepOne(x, 0, j, width, rule)) kept_ids[k++] = static_cast<int32_t>(j);
+  return k;
+}
+
 void PackKept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule, const int32_t* in_union,
               int64_t union_size, int32_t* active, float* values) {
   const DF d;
   const DI di;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d)), vec_width = width / N * N;
-  auto union_mask = [&](int64_t j) { return hn::Ne(hn::LoadU(di, in_union + j), hn::Zero(di)); };
+  // Without union flags (one token) the token's own mask is the union's.
+  auto union_mask = [&](int64_t j) {
+    return in_union ? hn::Ne(hn::LoadU(di, in_union + j), hn::Zero(di))
+                    : hn::RebindMask(di, KeepMask(x, 0, j, width, rule));
+  };
+  auto in_union_at = [&](int64_t j) { return in_union ? in_union[j] != 0 : KeepOne(x, 0, j, width, rule); };
   if (active) {
+    const auto lanes = hn::Iota(di, 0);
     int64_t k = 0;
     for (int64_t j = 0; j < vec_width; j += N)
-      k += static_cast<int64_t>(
-          hn::CompressBlendedStore(hn::Iota(di, static_cast<int32_t>(j)), union_mask(j), di, active + k));
+      k += static_cast<int64_t>(hn::CompressBlendedStore(ChannelIds(lanes, j), union_mask(j), di, active + k));
     for (int64_t j = vec_width; j < width; ++j)
-      if (in_union[j]) active[k++] = static_cast<int32_t>(j);
+      if (in_union_at(j)) active[k++] = static_cast<int32_t>(j);
   }
   for (int64_t t = 0; t < n_tok; ++t) {
     float* v = values + t * union_size;
@@ -85,7 +112,7 @@ void PackKept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule
       at += static_cast<int64_t>(hn::CompressBlendedStore(kept, hn::RebindMask(d, union_mask(j)), d, v + at));
     }
     for (int64_t j = vec_width; j < width; ++j)
-      if (in_union[j]) v[at++] = KeepOne(x, t, j, width, rule) ? x[t * width + j] : 0.0f;
+      if (in_union_at(j)) v[at++] = KeepOne(x, t, j, width, rule) ? x[t * width + j] : 0.0f;
   }
 }
 
@@ -109,11 +136,16 @@ HWY_AFTER_NAMESPACE();
 namespace ffn {
 
 HWY_EXPORT(MarkKept);
+HWY_EXPORT(KeptIds);
 HWY_EXPORT(PackKept);
 HWY_EXPORT(MaskKept);
 
 KeptCounts mark_kept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule, int32_t* in_union) {
   return HWY_DYNAMIC_DISPATCH(MarkKept)(x, n_tok, width, rule, in_union);
+}
+
+int64_t kept_ids(const float* x, int64_t width, const KeepRule& rule, int32_t* kept_ids) {
+  return HWY_DYNAMIC_DISPATCH(KeptIds)(x, width, rule, kept_ids);
 }
 
 void pack_kept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule, const int32_t* in_union,

@@ -29,9 +29,15 @@ struct KeptCounts {
 // in_union[j] = -1 where some token keeps channel j, else 0.
 KeptCounts mark_kept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule, int32_t* in_union);
 
+// One token (decode): the channels of x [width] the rule keeps, ascending,
+// into kept_ids (room for width); returns their count. One pass, no union
+// flags: for a single token the union is its own kept set.
+int64_t kept_ids(const float* x, int64_t width, const KeepRule& rule, int32_t* kept_ids);
+
 // active (skipped when null): the channels with in_union[j] != 0, ascending
 // (union_size of them); values[t * union_size + k] = x[t, active[k]] where
-// token t keeps it, else +0 (nothing when n_tok is 0).
+// token t keeps it, else +0 (nothing when n_tok is 0). in_union may be null
+// when n_tok is 1: the union is then the token's own kept set (kept_ids).
 void pack_kept(const float* x, int64_t n_tok, int64_t width, const KeepRule& rule, const int32_t* in_union,
                int64_t union_size, int32_t* active, float* values);
 
