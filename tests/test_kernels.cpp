@@ -215,6 +215,33 @@ TEST(Kernels, RopeStylesAgreeUnderTheLoaderPermutation) {
   EXPECT_GT(std::abs(p[0] - hf[0]), 1e-3);
 }
 
+// The angles computed once per position and applied per head (as decode
+// does for every layer) against the rotation written out in double, for a
+// partial rotary dimension: the rest of each head is left alone.
+TEST(Kernels, RopeAnglesRotateAsTheFormulaSays) {
+  const int64_t n_heads = 3, head_dim = 10, rot_dim = 6, half = rot_dim / 2;
+  const float base = 500.0f;
+  const auto x = test::random_floats(size_t(n_heads * head_dim), 19);
+  for (RopeStyle style : {RopeStyle::Interleaved, RopeStyle::NeoX})
+    for (int64_t pos : {1, 33, 4097}) {
+      std::vector<float> cos_sin(static_cast<size_t>(rot_dim)), y = x;
+      rope_angles(pos, rot_dim, base, cos_sin.data());
+      rope_rotate(y.data(), n_heads, head_dim, rot_dim, cos_sin.data(), style);
+      for (int64_t h = 0; h < n_heads; ++h) {
+        const float* in = x.data() + h * head_dim;
+        const float* out = y.data() + h * head_dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const double theta = double(pos) / std::pow(double(base), 2.0 * double(i) / double(rot_dim));
+          const int64_t a = style == RopeStyle::Interleaved ? 2 * i : i;
+          const int64_t b = style == RopeStyle::Interleaved ? 2 * i + 1 : i + half;
+          EXPECT_NEAR(out[a], in[a] * std::cos(theta) - in[b] * std::sin(theta), 1e-5) << pos << " " << h << " " << i;
+          EXPECT_NEAR(out[b], in[a] * std::sin(theta) + in[b] * std::cos(theta), 1e-5) << pos << " " << h << " " << i;
+        }
+        for (int64_t j = rot_dim; j < head_dim; ++j) EXPECT_EQ(out[j], in[j]);
+      }
+    }
+}
+
 TEST(Kernels, HalfConversionsAreExact) {
   // Every finite f16 survives f16 -> f32 -> f16.
   for (uint32_t h = 0; h < 0x10000; ++h) {

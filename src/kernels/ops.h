@@ -21,6 +21,8 @@ void softmax(float* x, int64_t n);
 
 // gate[i] = silu(gate[i]) * up[i]  (the SwiGLU product; silu_mul.cpp)
 void silu_mul(float* gate, const float* up, int64_t n);
+// out[i] = silu(gate[i]) * up[i], out apart from gate and up.
+void silu_mul_into(const float* gate, const float* up, float* out, int64_t n);
 
 // out[i] = silu(g[i]) = g[i] / (1 + exp(-g[i]))  (out may be g; silu_mul.cpp)
 void silu(const float* g, float* out, int64_t n);
@@ -43,5 +45,13 @@ enum class RopeStyle { Interleaved, NeoX };
 // `x` (one token at position pos).
 void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, int64_t pos, float base,
           RopeStyle style);
+
+// The same in two steps, so one position's angles serve every layer and both
+// q and k (computed per call they were ~3 us of each decoded layer, on the
+// thread the others wait for): cos_sin[i] = cos, cos_sin[rot_dim / 2 + i] =
+// sin of pos * base^(-2i / rot_dim) (rot_dim floats), then the rotation.
+void rope_angles(int64_t pos, int64_t rot_dim, float base, float* cos_sin);
+void rope_rotate(float* x, int64_t n_heads, int64_t head_dim, int64_t rot_dim, const float* cos_sin,
+                 RopeStyle style);
 
 }  // namespace ffn

@@ -49,6 +49,10 @@ HWY_EXPORT(SiluMulInto);
 
 void silu_mul(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMulInto)(gate, up, gate, n); }
 
+void silu_mul_into(const float* gate, const float* up, float* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SiluMulInto)(gate, up, out, n);
+}
+
 void silu(const float* g, float* out, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMulInto)(g, nullptr, out, n); }
 
 }  // namespace ffn

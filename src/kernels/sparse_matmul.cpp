@@ -346,21 +346,23 @@ void sum_list_shares(int64_t n_rows, int64_t n_out, float* y, ThreadPool& pool,
     return;
   }
   const int threads = pool.size();
+  // Thread 0's share goes straight into y, the others' into partial sums
   // (thread_local names the caller's buffer only here: a worker naming it
-  // would get its own, so the workers get the pointer.)
+  // would get its own, so the workers get the pointer).
   thread_local AlignedVector<float> partial_buffer;
-  partial_buffer.resize(static_cast<size_t>(threads * n_out));
+  partial_buffer.resize(static_cast<size_t>((threads - 1) * n_out));
   float* partial = partial_buffer.data();
+  auto out_of = [&](int64_t i) { return i == 0 ? y : partial + (i - 1) * n_out; };
   pool.parallel_for(threads, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) share(n_rows * i / threads, n_rows * (i + 1) / threads, partial + i * n_out);
+    for (int64_t i = b; i < e; ++i) share(n_rows * i / threads, n_rows * (i + 1) / threads, out_of(i));
   });
-  // Added one partial at a time, in thread order: each pass is a vector
-  // loop over contiguous floats (a loop over threads inside a loop over
-  // columns reads with a stride and does not vectorize; it cost ~2% of
-  // Q8_0 TEAL decode).
-  std::copy(partial, partial + n_out, y);
+  // Added one partial at a time, in thread order, on the thread the others
+  // wait for: each pass is a vector loop over contiguous floats (a loop over
+  // threads inside a loop over columns reads with a stride and does not
+  // vectorize; it cost ~2% of Q8_0 TEAL decode), and there is no pass to
+  // copy a first partial into y.
   for (int i = 1; i < threads; ++i) {
-    const float* __restrict part_i = partial + i * n_out;
+    const float* __restrict part_i = out_of(i);
     float* __restrict out = y;
     for (int64_t o = 0; o < n_out; ++o) out[o] += part_i[o];
   }

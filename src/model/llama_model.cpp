@@ -236,6 +236,8 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tenso
   k_.resize(n, c.kv_dim);
   v_.resize(n, c.kv_dim);
   proj_.resize(n, c.dim);
+  rope_angles_.resize(n, c.rope_dim);
+  for (int64_t t = 0; t < n; ++t) rope_angles(past + t, c.rope_dim, c.rope_base, rope_angles_.row(t));
   lap(&ForwardProfile::other_s);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LlamaLayer& L = layers_[l];
@@ -245,8 +247,8 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, KvCache& cache, Tenso
     tap(Site::AttnIn, xn_.ptr(), n, c.dim);
     project_qkv(L, n, pool);
     for (int64_t t = 0; t < n; ++t) {
-      rope(q_.row(t), c.n_heads, c.head_dim, c.rope_dim, past + t, c.rope_base, c.rope_style);
-      rope(k_.row(t), c.n_kv_heads, c.head_dim, c.rope_dim, past + t, c.rope_base, c.rope_style);
+      rope_rotate(q_.row(t), c.n_heads, c.head_dim, c.rope_dim, rope_angles_.row(t), c.rope_style);
+      rope_rotate(k_.row(t), c.n_kv_heads, c.head_dim, c.rope_dim, rope_angles_.row(t), c.rope_style);
       std::memcpy(cache.key(l, past + t), k_.row(t), sizeof(float) * c.kv_dim);
       std::memcpy(cache.value(l, past + t), v_.row(t), sizeof(float) * c.kv_dim);
     }

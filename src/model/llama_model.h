@@ -114,6 +114,7 @@ class LlamaModel {
 
   // Activation buffers, reused across calls.
   Tensor x_, xn_, q_, k_, v_, att_, proj_, ffn_out_;
+  Tensor rope_angles_;  // [n, rope_dim]: each new token's RoPE cos / sin, for all layers
   Tensor qkv_;  // [n, dim + 2 kv_dim]: the fused sparse q/k/v product (attention_sparsity.h)
   Scratch scratch_;
   std::vector<std::vector<float>> score_rows_;  // per thread
