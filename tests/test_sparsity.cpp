@@ -317,20 +317,36 @@ TEST(TealFfn, EqualsTheDenseFfnWithMaskedInputs) {
       const std::string what = std::string(dtype_name(type)) + (relaid ? " relaid" : "") + (batch ? " batch" : " token");
       const auto G = batch ? decoded(gate) : untransposed(gate), U = batch ? decoded(up) : untransposed(up),
                  D = batch ? decoded(down) : untransposed(down);
-      Tensor y(n, d);
-      Scratch s;
-      if (batch) {
-        Tensor x(n, d);
-        std::copy(xs.begin(), xs.end(), x.data.begin());
-        ffn.forward(x, y, s, pool);
-      } else {
-        for (int64_t t = 0; t < n; ++t) {
-          Tensor x(1, d), yt;
-          std::copy(xs.begin() + t * d, xs.begin() + (t + 1) * d, x.data.begin());
-          ffn.forward(x, yt, s, pool);
-          std::copy(yt.data.begin(), yt.data.end(), y.row(t));
+      auto run = [&](Scratch& s) {
+        Tensor y(n, d);
+        if (batch) {
+          Tensor x(n, d);
+          std::copy(xs.begin(), xs.end(), x.data.begin());
+          ffn.forward(x, y, s, pool);
+        } else {
+          for (int64_t t = 0; t < n; ++t) {
+            Tensor x(1, d), yt;
+            std::copy(xs.begin() + t * d, xs.begin() + (t + 1) * d, x.data.begin());
+            ffn.forward(x, yt, s, pool);
+            std::copy(yt.data.begin(), yt.data.end(), y.row(t));
+          }
         }
-      }
+        return y;
+      };
+      Scratch s;
+      const Tensor y = run(s);
+      // An observer of gate and up (calibration) makes the FFN split them
+      // before SwiGLU: the same outputs, bit for bit.
+      struct GateUpSeen : ActivationObserver {
+        int64_t rows = 0;
+        void observe(int64_t, Site site, const float*, int64_t n_tok, int64_t) override {
+          rows += site == Site::FfnGate || site == Site::FfnUp ? n_tok : 0;
+        }
+      } seen;
+      Scratch observed;
+      observed.tap = ActivationTap{&seen, 0};
+      EXPECT_EQ(run(observed).data, y.data) << what;
+      EXPECT_EQ(seen.rows, 2 * n) << what;
       double error_sum = 0;
       for (int64_t t = 0; t < n; ++t) {
         std::vector<double> xt(static_cast<size_t>(d));
