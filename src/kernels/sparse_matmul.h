@@ -84,9 +84,9 @@ void for_each_row_run(const uint8_t* w, uint64_t row_bytes, int64_t n_tok, int64
 // kMinParallelMacs multiply-adds or one thread, one share writes y.
 // Otherwise each thread streams an equal share of the list into a partial
 // sum of its own (contiguous rows keep the hardware prefetcher running;
-// splitting columns makes every thread jump between rows), then the partial
-// sums are added into y in thread order: the result depends on the pool's
-// size, never on timing.
+// splitting columns makes every thread jump between rows; thread 0's
+// partial sum is y itself), then the others are added into y in thread
+// order: the result depends on the pool's size, never on timing.
 void sum_list_shares(int64_t n_rows, int64_t n_out, float* y, ThreadPool& pool,
                      const std::function<void(int64_t k0, int64_t k1, float* out)>& share);
 
