@@ -689,11 +689,11 @@ TEST(SparsityCli, BenchJsonReportsAchievedSparsityAndFewerBytes) {
   EXPECT_NE(insp.out.find("lazy<10%"), std::string::npos);
 }
 
-// --sparse-rows pages (kernels/row_placement.h) moves rows, not results:
-// on stories260K in Q8_0 (its down^T, q|k|v^T and o^T take the VNNI row
-// layout; CATS pairs up and down rows) greedy decoding gives the same text
-// as packed rows, and bench says which placement ran. A bad value is one
-// clear error.
+// --sparse-rows pages or auto (kernels/row_placement.h) moves rows, not
+// results: on stories260K in Q8_0 (its down^T, q|k|v^T and o^T take the
+// VNNI row layout; CATS pairs up and down rows) greedy decoding gives the
+// same text as packed rows, and bench says which placement ran (auto by
+// default). A bad value is one clear error.
 TEST(SparsityCli, PageEndRowsDecodeTheSameText) {
   const std::string dir = test::temp_dir();
   const std::string model = dir + "/q8.gguf";
@@ -705,21 +705,26 @@ TEST(SparsityCli, PageEndRowsDecodeTheSameText) {
                                dir + "/s.json");
   ASSERT_EQ(cal.status, 0) << cal.err;
   for (const char* spec : {"teal:0.5", "cats:0.5"}) {
-    std::string text[2];
-    for (int pages = 0; pages < 2; ++pages) {
+    const char* placements[] = {"packed", "pages", "auto"};
+    std::string text[3];
+    for (int i = 0; i < 3; ++i) {
       const auto g = test::run_command(test::ffn_binary() + " generate -m " + model + " -n 48 --temp 0 -t 2 " +
                                        "--sparsity " + spec + " --calib " + dir + "/s.json --sparse-rows " +
-                                       (pages ? "pages" : "packed"));
+                                       placements[i]);
       ASSERT_EQ(g.status, 0) << g.err;
-      text[pages] = g.out;
+      text[i] = g.out;
     }
     EXPECT_GT(text[0].size(), 40u) << spec;
     EXPECT_EQ(text[1], text[0]) << spec;
+    EXPECT_EQ(text[2], text[0]) << spec;
   }
-  const auto b = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 8 -r 1 -t 1 --json " +
-                                   "--sparsity teal:0.5 --calib " + dir + "/s.json --sparse-rows pages");
-  ASSERT_EQ(b.status, 0) << b.err;
-  EXPECT_EQ(nlohmann::json::parse(b.out).at("sparse_rows").get<std::string>(), "pages");
+  // (--vs-dense loads the dense model too: the placement must stay the one asked for.)
+  for (const char* rows : {" --sparse-rows pages --vs-dense", ""}) {
+    const auto b = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 8 -r 1 -t 1 --json " +
+                                     "--sparsity teal:0.5 --calib " + dir + "/s.json" + rows);
+    ASSERT_EQ(b.status, 0) << b.err;
+    EXPECT_EQ(nlohmann::json::parse(b.out).at("sparse_rows").get<std::string>(), *rows ? "pages" : "auto");
+  }
   const auto bad = test::run_command(test::ffn_binary() + " bench -m " + model + " -p 4 -n 4 -r 1 --sparsity " +
                                      "teal:0.5 --calib " + dir + "/s.json --sparse-rows page");
   EXPECT_NE(bad.status, 0);

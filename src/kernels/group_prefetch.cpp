@@ -1,11 +1,11 @@
 #include "kernels/group_prefetch.h"
 
-#include <cpuid.h>
-
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "core/cpu_vendor.h"
 
 namespace ffn {
 
@@ -14,16 +14,6 @@ namespace {
 constexpr int64_t kMinAheadBytes = 16384;
 std::atomic<int> groups_override{-1};
 std::atomic<int> pattern_override{-1};  // -1: none, else a PrefetchPattern
-
-bool cpu_is_intel() {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid(0, &a, &b, &c, &d)) return false;
-  char vendor[13] = {};
-  std::memcpy(vendor, &b, 4);
-  std::memcpy(vendor + 4, &d, 4);
-  std::memcpy(vendor + 8, &c, 4);
-  return std::strcmp(vendor, "GenuineIntel") == 0;
-}
 
 PrefetchPattern decided_pattern() {
   const char* env = std::getenv("FFN_PREFETCH");

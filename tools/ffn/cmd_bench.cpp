@@ -11,6 +11,7 @@
 #include "core/timer.h"
 #include "eval/speed_bench.h"
 #include "kernels/amx_packed.h"
+#include "core/cpu_vendor.h"
 #include "kernels/row_placement.h"
 #include "model/loaded_model.h"
 
@@ -58,6 +59,7 @@ Command add_bench(CLI::App& app) {
     if (o->vs_dense) {
       RunFlags plain = o->run;
       plain.sparsity = {};
+      plain.sparsity.rows = o->run.sparsity.rows;  // (loading sets the process-wide placement: keep the user's)
       plain.moe = {};
       LoadedRun dense = plain.load(o->model);
       vs = compare_decode(*dense.lm.model, *lm.model, pool, o->params);
@@ -132,6 +134,8 @@ Command add_bench(CLI::App& app) {
       fmt::print("sparsity sites   {}  (activations dropped, all layers)\n", sites_text);
       if (sparse_row_placement() == RowPlacement::kPageEnds)
         fmt::print("sparse rows      those of at most 4 KiB each ending a page (--sparse-rows pages)\n");
+      else if (sparse_row_placement() == RowPlacement::kAuto && cpu_is_intel())
+        fmt::print("sparse rows      those of 2-4 KiB each ending a page (--sparse-rows auto, on this Intel CPU)\n");
     }
     if (r.moe_top_k)
       fmt::print("experts          top-{}: {:.2f} FFN experts run per token and MoE layer during decode\n", r.moe_top_k,

@@ -17,7 +17,7 @@ struct ReportCliOptions {
   std::string variants = "dense,q8_0,sparse:teal:0.5,sparse:cats:0.5";
   std::string out;
   int threads = 0;
-  std::string sparse_rows = "packed";
+  std::string sparse_rows = "auto";
   bool no_bench = false;
   bool no_progress = false;
 };

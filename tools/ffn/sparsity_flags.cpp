@@ -20,10 +20,11 @@ void SparsityFlags::add(CLI::App& app) {
 
 void add_sparse_rows_option(CLI::App& app, std::string& rows) {
   app.add_option("--sparse-rows", rows,
-                 "where the weight rows one token reads scattered sit: packed (back to back) or pages (each "
+                 "where the weight rows one token reads scattered sit: packed (back to back), pages (each "
                  "row of at most 4 KiB in a page of its own, ending it: faster scattered reads on Intel CPUs, "
-                 "for up to 3.6x the memory of those rows)")
-      ->check(CLI::IsMember({"packed", "pages"}))
+                 "for up to 3.6x the memory of those rows) or auto (on Intel CPUs pages for rows of 2-4 KiB, "
+                 "at most twice their memory, the others packed; elsewhere packed)")
+      ->check(CLI::IsMember({"auto", "packed", "pages"}))
       ->capture_default_str();
 }
 

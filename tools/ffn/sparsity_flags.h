@@ -19,7 +19,7 @@ struct SparsityFlags {
   std::string spec;
   std::string calib;
   int64_t calib_tokens = 8192;
-  std::string rows = "packed";  // --sparse-rows: kernels/row_placement.h
+  std::string rows = "auto";  // --sparse-rows: kernels/row_placement.h
 
   void add(CLI::App& app);
   // Makes --sparse-rows the placement of the sparse forms packed from here
@@ -30,7 +30,7 @@ struct SparsityFlags {
   std::unique_ptr<SparsityMeter> apply(LoadedModel& model, ThreadPool& pool) const;
 };
 
-// Adds --sparse-rows packed|pages, stored in `rows`.
+// Adds --sparse-rows auto|packed|pages, stored in `rows`.
 void add_sparse_rows_option(CLI::App& app, std::string& rows);
 
 // The sparsity a run uses: the flag's, else the one the model file carries.
